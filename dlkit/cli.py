@@ -1,0 +1,205 @@
+"""The ``dlkit`` command line.
+
+Commands:
+
+- ``dlkit info``: versions, the active Keras backend and its devices.
+- ``dlkit recipes``: the installed recipes with a one-line description each.
+- ``dlkit run NAME [--field value ...]``: runs a recipe, overriding fields of its ``Config``;
+  ``dlkit run NAME --help`` documents every field.
+- ``dlkit demo``: the main job, a tour of the toolkit on embedded data.
+
+``--backend tensorflow|jax|torch`` before the command selects the Keras backend (otherwise
+``KERAS_BACKEND`` or Keras' default). User errors print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import pkgutil
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dlkit import __version__
+from dlkit.config import ConfigError, format_help, parse_overrides
+
+__all__ = ["DEMO_STAGES", "main", "recipe_entry_point"]
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+# The stages of `dlkit demo`: (recipe name, overrides). Each runs on embedded data.
+DEMO_STAGES: list[tuple[str, dict[str, Any]]] = [
+    ("classifier_digits", {"epochs": 5}),
+]
+
+
+class UsageError(Exception):
+    """A mistake on the command line, reported as one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def recipe_names() -> list[str]:
+    """Names of the installed recipes (the module names of ``dlkit.recipes``)."""
+    import dlkit.recipes
+
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(dlkit.recipes.__path__)
+        if not info.name.startswith("_")
+    )
+
+
+def recipe_description(name: str) -> str:
+    """First line of a recipe's docstring, read without importing it (imports are slow)."""
+    spec = importlib.util.find_spec(f"dlkit.recipes.{name}")
+    if spec is None or spec.origin is None:
+        return ""
+    docstring = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8")))
+    return (docstring or "").strip().splitlines()[0] if docstring else ""
+
+
+def _load_recipe(name: str):
+    if name not in recipe_names():
+        raise UsageError(
+            f"unknown recipe {name!r}; run `dlkit recipes` to list them "
+            f"({', '.join(recipe_names())})"
+        )
+    return importlib.import_module(f"dlkit.recipes.{name}")
+
+
+def run_recipe(name: str, argv: Sequence[str]) -> dict:
+    """Runs recipe ``name`` with ``--field value`` overrides and returns its results."""
+    module = _load_recipe(name)
+    if any(argument in ("-h", "--help") for argument in argv):
+        print(format_help(name, recipe_description(name), module.Config))
+        return {}
+    try:
+        config = parse_overrides(module.Config, argv)
+    except ConfigError as error:
+        raise UsageError(f"{name}: {error}") from None
+    return _run_main(name, module.main, config)
+
+
+def _run_main(name: str, main_fn: Callable, config: Any) -> dict:
+    print(f"[dlkit] {name}: {config}", flush=True)
+    start = time.perf_counter()
+    try:
+        results = main_fn(config)
+    except KeyboardInterrupt:
+        print(
+            f"[dlkit] {name} interrupted; run the same command again to resume from its "
+            "checkpoint.",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+    print(f"[dlkit] {name} finished in {time.perf_counter() - start:.1f} s", flush=True)
+    print(json.dumps(results, indent=2, default=str), flush=True)
+    return results
+
+
+def recipe_entry_point(config_cls: type, main_fn: Callable, argv: Sequence[str] | None = None):
+    """Runs a recipe file as a script: ``python recipes/NAME.py [--field value ...]``."""
+    name = Path(sys.argv[0]).stem
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _configure_logging()
+    try:
+        if any(argument in ("-h", "--help") for argument in argv):
+            module_doc = sys.modules[main_fn.__module__].__doc__ or ""
+            print(format_help(name, module_doc.strip().splitlines()[0], config_cls))
+            return
+        try:
+            config = parse_overrides(config_cls, argv)
+        except ConfigError as error:
+            raise UsageError(f"{name}: {error}") from None
+        _run_main(name, main_fn, config)
+    except UsageError as error:
+        print(f"dlkit: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def info() -> dict:
+    """Versions, the active backend and its devices."""
+    import keras
+
+    from dlkit.training import list_devices
+
+    versions = {"dlkit": __version__, "python": platform.python_version()}
+    for package in ("keras", "tensorflow", "jax", "torch", "tensorflow-datasets", "gymnasium"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {"versions": versions, "backend": keras.backend.backend(), "devices": list_devices()}
+
+
+def demo(output_root: str = "runs") -> dict:
+    """Runs every stage of the demo and returns {stage: results}."""
+    results = {}
+    for index, (name, overrides) in enumerate(DEMO_STAGES, start=1):
+        print(f"[dlkit demo] stage {index}/{len(DEMO_STAGES)}: {name}", flush=True)
+        module = _load_recipe(name)
+        config = module.Config(**overrides, output_dir=os.path.join(output_root, name))
+        results[name] = _run_main(name, module.main, config)
+    return results
+
+
+def _configure_logging() -> None:
+    # TensorFlow's C++ start-up messages drown the progress output of a recipe.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(prog="dlkit", description="Deep-learning course techniques on any backend.")
+    parser.add_argument("--backend", choices=BACKENDS, help="Keras backend to use.")
+    parser.add_argument("--version", action="version", version=f"dlkit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("info", help="versions, active backend and devices")
+    commands.add_parser("recipes", help="list the recipes")
+    run = commands.add_parser("run", help="run a recipe", add_help=False)
+    run.add_argument("name", help="recipe name (see `dlkit recipes`)")
+    run.add_argument("overrides", nargs=argparse.REMAINDER, help="--field value ...")
+    demo_parser = commands.add_parser("demo", help="the main job on embedded data")
+    demo_parser.add_argument("--output-root", default="runs", help="where artefacts go")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dlkit`` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        arguments = _build_parser().parse_args(argv)
+        if arguments.backend:
+            os.environ["KERAS_BACKEND"] = arguments.backend
+        _configure_logging()
+        if arguments.command == "info":
+            print(json.dumps(info(), indent=2))
+        elif arguments.command == "recipes":
+            names = recipe_names()
+            width = max(map(len, names), default=0)
+            for name in names:
+                print(f"{name:<{width}}  {recipe_description(name)}")
+        elif arguments.command == "run":
+            run_recipe(arguments.name, arguments.overrides)
+        elif arguments.command == "demo":
+            demo(arguments.output_root)
+    except UsageError as error:
+        print(f"dlkit: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""The embedded default dataset: scikit-learn's 1,797 real 8×8 handwritten digits.
+
+The images ship inside scikit-learn, so this loader works on a machine that reaches no dataset
+hub (see DESIGN.md, "Data offline"). It is small enough for tests and CPU recipes: an MLP or a
+small CNN fits it in seconds on any Keras backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DIGITS_SHAPE = (8, 8, 1)
+NUM_DIGIT_CLASSES = 10
+
+# scikit-learn stores each pixel as a count of on-bits in a 4×4 block of the original
+# 32×32 bitmap, so values are integers in 0..16.
+_MAX_PIXEL_VALUE = 16.0
+_SPLITS = ("train", "test", "all")
+
+
+def _check_value_range(value_range: tuple[float, float]) -> tuple[float, float]:
+    """Validates an image value range ``(low, high)`` and returns it as two floats.
+
+    Shared by the loaders of ``dlkit.data``.
+
+    Args:
+        value_range: pair of numbers with ``low < high``, e.g. ``(0.0, 1.0)`` or ``(-1.0, 1.0)``.
+
+    Returns:
+        ``(low, high)`` as Python floats.
+    """
+    try:
+        low, high = (float(value) for value in value_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "Expected `value_range` to be a pair of numbers (low, high). "
+            f"Received: value_range={value_range!r}"
+        ) from None
+    if not low < high:
+        raise ValueError(
+            f"Expected `value_range` to satisfy low < high. Received: value_range={value_range!r}"
+        )
+    return low, high
+
+
+def _check_positive_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
+
+
+def digits(
+    split: str = "train",
+    value_range: tuple[float, float] = (0.0, 1.0),
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    as_dataset: bool = False,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    one_hot: bool = False,
+):
+    """Loads scikit-learn's 8×8 handwritten digits as images and labels.
+
+    Pixels (integers 0..16) are mapped linearly to ``value_range``: ``(0, 1)`` for a
+    classifier, ``(-1, 1)`` for a generator with a ``tanh`` output. The train/test split is
+    stratified by class and deterministic: the same ``seed`` and ``test_fraction`` give the
+    same split on every call and every machine.
+
+    Args:
+        split: ``"train"``, ``"test"`` or ``"all"`` (all 1,797 images in their original order).
+        value_range: ``(low, high)`` that pixel values 0 and 16 map to; ``low < high``.
+        test_fraction: fraction of the images held out for ``"test"``, in ``(0, 1)``.
+        seed: seed of the train/test split and of the ``tf.data`` shuffle.
+        as_dataset: if True, return a batched ``tf.data.Dataset`` instead of NumPy arrays. It
+            can be passed to ``model.fit`` on every Keras backend.
+        batch_size: batch size of the ``tf.data.Dataset`` (only with ``as_dataset``).
+        shuffle: whether the ``tf.data.Dataset`` reshuffles each epoch (only with
+            ``as_dataset``); the NumPy arrays are never shuffled beyond the split.
+        one_hot: if True, labels are float32 one-hot vectors of shape ``(N, 10)``.
+
+    Returns:
+        ``(images, labels)``: images float32 of shape ``(N, 8, 8, 1)``; labels int32 of shape
+        ``(N,)``, or float32 ``(N, 10)`` with ``one_hot``. With ``as_dataset``, a
+        ``tf.data.Dataset`` of such ``(images, labels)`` batches.
+
+    Example:
+
+    >>> images, labels = digits("train", value_range=(-1.0, 1.0))
+    >>> print(images.shape, labels.shape)
+    (1437, 8, 8, 1) (1437,)
+    >>> print(images.min(), images.max())
+    -1.0 1.0
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"Expected `split` to be one of {_SPLITS}. Received: split={split!r}")
+    low, high = _check_value_range(value_range)
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(
+            f"Expected `test_fraction` in the open interval (0, 1). "
+            f"Received: test_fraction={test_fraction!r}"
+        )
+    _check_positive_int("batch_size", batch_size)
+
+    # Imported here so that `import dlkit.data` stays cheap.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = bunch.images.astype(np.float32)  # (N, 8, 8), values 0..16
+    labels = bunch.target.astype(np.int32)  # (N,)
+
+    if split != "all":
+        train_indices, test_indices = train_test_split(
+            np.arange(len(labels)),
+            test_size=test_fraction,
+            random_state=seed,
+            stratify=labels,
+        )
+        indices = train_indices if split == "train" else test_indices
+        images, labels = images[indices], labels[indices]
+
+    images = low + (high - low) * (images / _MAX_PIXEL_VALUE)
+    images = images.astype(np.float32)[..., np.newaxis]  # (N, 8, 8, 1)
+    if one_hot:
+        labels = np.eye(NUM_DIGIT_CLASSES, dtype=np.float32)[labels]  # (N, 10)
+
+    if not as_dataset:
+        return images, labels
+
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,26 @@
+"""Test configuration shared by every backend run.
+
+The suite runs once per Keras backend (``python tests/run_backends.py``), each in its own
+process, so the backend is fixed before Keras is first imported.
+"""
+
+import os
+
+# Two cores: torch with several threads next to another busy process runs many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import pytest
+
+if keras.backend.backend() == "torch":
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def in_tmp_dir(tmp_path, monkeypatch):
+    """Runs the test inside a fresh temporary working directory (recipes write to runs/)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,71 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from dlkit import cli
+
+
+def test_recipes_lists_each_recipe_with_its_description(capsys):
+    assert cli.main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("classifier_digits") and "CNN" in line for line in lines), lines
+
+
+def test_info_reports_versions_backend_and_devices(capsys):
+    assert cli.main(["info"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == keras.backend.backend()
+    assert report["versions"]["keras"] == keras.__version__
+    assert any(device.startswith("cpu") for device in report["devices"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "no_such_recipe"], "unknown recipe 'no_such_recipe'"),
+        (["run", "classifier_digits", "--epochs", "abc"], "invalid value for --epochs: 'abc'"),
+        (["run", "classifier_digits", "--no_such_field", "1"], "unknown option --no_such_field"),
+        (["run", "classifier_digits", "--epochs", "0"], "Expected epochs >= 1"),
+        (["no_such_command"], "invalid choice"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(argv, message, capsys):
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith("dlkit: error:") and message in captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_run_help_documents_every_field(capsys):
+    assert cli.main(["run", "classifier_digits", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "usage: dlkit run classifier_digits" in text
+    assert "--epochs INT  (default: 10)" in text
+    assert "Passes over the training images." in text
+
+
+def test_console_script_exits_2_without_traceback():
+    executable = shutil.which("dlkit")
+    command = [executable] if executable else [sys.executable, "-m", "dlkit.cli"]
+    completed = subprocess.run(
+        [*command, "run", "no_such_recipe"], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip().startswith("dlkit: error: unknown recipe 'no_such_recipe'")
+    assert "Traceback" not in completed.stderr
+
+
+def test_demo_runs_every_stage_and_writes_artefacts(in_tmp_dir, monkeypatch, capsys):
+    # The same code path as `dlkit demo`, with the stage shortened for the test suite.
+    monkeypatch.setattr(
+        cli, "DEMO_STAGES", [("classifier_digits", {"epochs": 1, "filters": 4, "verbose": 0})]
+    )
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "[dlkit demo] stage 1/1: classifier_digits" in out
+    assert (in_tmp_dir / "runs" / "classifier_digits" / "model.keras").exists()

@@ -1,0 +1,84 @@
+"""The package metadata, the public API and the installed layout."""
+
+import importlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PUBLIC_API = {
+    "dlkit": ["__version__"],
+    "dlkit.cli": ["DEMO_STAGES", "main", "recipe_entry_point"],
+    "dlkit.config": ["ConfigError", "FieldInfo", "config_fields", "format_help", "parse_overrides"],
+    "dlkit.data": [
+        "DATASETS",
+        "DIGITS_SHAPE",
+        "DatasetUnavailableError",
+        "NUM_DIGIT_CLASSES",
+        "SHAPE_CLASSES",
+        "digits",
+        "load",
+        "shapes",
+    ],
+    "dlkit.plotting": [
+        "confusion_matrix",
+        "plot_confusion_matrix",
+        "plot_history",
+        "plot_image_grid",
+    ],
+    "dlkit.testing": ["run_layer_test"],
+    "dlkit.training": ["list_devices", "value_and_grad"],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_API))
+def test_public_api_is_pinned(module_name):
+    module = importlib.import_module(module_name)
+    assert sorted(module.__all__) == sorted(PUBLIC_API[module_name])
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def test_every_subpackage_is_listed_for_installation():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for path in (ROOT / "dlkit").rglob("__init__.py")
+    }
+    assert on_disk | {"dlkit.recipes"} == listed
+    assert pyproject["tool"]["setuptools"]["package-dir"] == {"dlkit.recipes": "recipes"}
+
+
+@pytest.mark.slow
+def test_wheel_installs_recipes_as_dlkit_recipes(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("dlkit-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "dlkit/recipes/classifier_digits.py" in names
+    assert "dlkit/recipes/__init__.py" in names
+    assert any(name.endswith("entry_points.txt") for name in names)
