@@ -1,7 +1,7 @@
 """tensorflow-datasets image datasets as batched ``(image, label)`` pipelines, failing fast offline.
 
-Without network, ``tfds.load`` retries its downloads for about 200 s before it fails (DESIGN.md,
-"Data offline"). ``load`` instead checks, within ``connect_timeout`` seconds, that the download
+Without network, ``tfds.load`` retries its downloads for about 200 s before it fails.
+``load`` instead checks, within ``connect_timeout`` seconds, that the download
 host answers before it starts a download, and otherwise raises ``DatasetUnavailableError`` with
 the steps to prepare the data on another machine. A dataset already prepared in ``data_dir``
 loads without touching the network.

@@ -1,7 +1,7 @@
 """The embedded default dataset: scikit-learn's 1,797 real 8×8 handwritten digits.
 
 The images ship inside scikit-learn, so this loader works on a machine that reaches no dataset
-hub (see DESIGN.md, "Data offline"). It is small enough for tests and CPU recipes: an MLP or a
+hub. It is small enough for tests and CPU recipes: an MLP or a
 small CNN fits it in seconds on any Keras backend.
 """
 
