@@ -6,7 +6,17 @@ package when it needs gradients. Each backend has one small module (``_tensorflo
 matching ``keras.backend.backend()``.
 """
 
+from dlkit.training.alternating import AlternatingModel, OptimizerGroup, Update
 from dlkit.training.backend import list_devices
 from dlkit.training.gradients import value_and_grad
+from dlkit.training.inference import CompiledInference, compile_inference
 
-__all__ = ["list_devices", "value_and_grad"]
+__all__ = [
+    "AlternatingModel",
+    "CompiledInference",
+    "OptimizerGroup",
+    "Update",
+    "compile_inference",
+    "list_devices",
+    "value_and_grad",
+]

@@ -23,3 +23,107 @@ def value_and_grad(fn, variables, inputs, state_variables):
 
 def list_devices():
     return [f"{d.platform}:{d.id}" for d in jax.devices()]
+
+
+def _state_groups(model, training):
+    groups = [model.trainable_variables, model.non_trainable_variables]
+    if training:
+        groups.append(model.optimizer.variables)
+    groups.append(model.metrics_variables)
+    return groups
+
+
+def _run_stateless(model, function, values, differentiated=()):
+    """Runs ``function()`` with every variable read from ``values`` (id -> value); returns its
+    result and the variables' new values, except those in ``differentiated``."""
+    mapping = [(variable, value) for variable, value in values.values()]
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        result = function()
+    skip = {id(variable) for variable in differentiated}
+    updated = {
+        key: (variable, scope.get_current_value(variable))
+        for key, (variable, _) in values.items()
+        if key not in skip
+    }
+    return result, updated
+
+
+def _step(model, state, data, training):
+    groups = _state_groups(model, training)
+    # One table of current values, keyed by variable id, updated turn after turn.
+    values = {}
+    for variables, group_values in zip(groups, state):
+        for variable, value in zip(variables, group_values):
+            values[id(variable)] = (variable, value)
+
+    for update, optimizer, tracker in model._resolved_updates():
+        targets = list(update.variables)
+        for _ in range(update.repetitions if training else 1):
+            if training:
+
+                def loss_fn(target_values, values=values, targets=targets, update=update):
+                    local = dict(values)
+                    for variable, value in zip(targets, target_values):
+                        local[id(variable)] = (variable, value)
+                    return _run_stateless(
+                        model, lambda: model._checked_loss(update, data), local, targets
+                    )
+
+                grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+                (loss, updated), gradients = grad_fn([values[id(v)][1] for v in targets])
+                values.update(updated)
+                new_targets, new_optimizer_values = optimizer.stateless_apply(
+                    [values[id(v)][1] for v in optimizer.variables],
+                    gradients,
+                    [values[id(v)][1] for v in targets],
+                )
+                for variable, value in zip(targets, new_targets):
+                    values[id(variable)] = (variable, value)
+                for variable, value in zip(optimizer.variables, new_optimizer_values):
+                    values[id(variable)] = (variable, value)
+            else:
+                loss, updated = _run_stateless(
+                    model, lambda update=update: model._checked_loss(update, data), values
+                )
+                values.update(updated)
+            _, updated = _run_stateless(model, lambda t=tracker, x=loss: t.update_state(x), values)
+            values.update(updated)
+
+    if training:
+        iterations = model.optimizer.iterations
+        values[id(iterations)] = (iterations, values[id(iterations)][1] + 1)
+    logs, _ = _run_stateless(model, model.get_metrics_result, values)
+    new_state = tuple([values[id(v)][1] for v in variables] for variables in groups)
+    return logs, new_state
+
+
+def alternating_train_step(model, state, data):
+    return _step(model, state, data, training=True)
+
+
+def alternating_test_step(model, state, data):
+    return _step(model, state, data, training=False)
+
+
+def inference_function(model, compiled):
+    import numpy as np
+
+    @jax.jit
+    def function(trainable_values, non_trainable_values, inputs):
+        compiled.num_traces += 1
+        outputs, _ = model.stateless_call(
+            trainable_values, non_trainable_values, inputs, training=False
+        )
+        return outputs
+
+    def call(inputs):
+        # Reading the variables' current values on every call keeps the function stateless:
+        # weights changed by training are used without retracing.
+        outputs = function(
+            [variable.value for variable in model.trainable_variables],
+            [variable.value for variable in model.non_trainable_variables],
+            inputs,
+        )
+        return np.asarray(outputs)
+
+    return call

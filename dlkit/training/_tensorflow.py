@@ -19,3 +19,46 @@ def value_and_grad(fn, variables, inputs, state_variables):
 
 def list_devices():
     return [f"{d.device_type.lower()}:{i}" for i, d in enumerate(tf.config.list_logical_devices())]
+
+
+def alternating_train_step(model, data):
+    # Under a tf.distribute strategy each replica sees its share of the batch and the optimizer
+    # sums gradients over replicas, so each replica's loss is divided by the replica count.
+    num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    for update, optimizer, tracker in model._resolved_updates():
+        variables = list(update.variables)
+        for _ in range(update.repetitions):
+            with tf.GradientTape() as tape:
+                loss = model._checked_loss(update, data)
+                scaled_loss = loss / num_replicas if num_replicas > 1 else loss
+            gradients = tape.gradient(scaled_loss, variables)
+            optimizer.apply(gradients, variables)
+            tracker.update_state(loss)
+    model.optimizer.iterations.assign_add(1)
+    return model.get_metrics_result()
+
+
+def alternating_test_step(model, data):
+    for update, _, tracker in model._resolved_updates():
+        tracker.update_state(model._checked_loss(update, data))
+    return model.get_metrics_result()
+
+
+def inference_function(model, compiled):
+    function = None
+
+    def call(inputs):
+        nonlocal function
+        inputs = tf.convert_to_tensor(inputs)
+        if function is None:
+            # The batch dimension is left open so that any batch size reuses one trace.
+            signature = tf.TensorSpec([None, *inputs.shape[1:]], inputs.dtype)
+
+            @tf.function(input_signature=[signature])
+            def function(x):
+                compiled.num_traces += 1
+                return model(x, training=False)
+
+        return function(inputs).numpy()
+
+    return call

@@ -1,0 +1,306 @@
+"""Alternating multi-optimizer updates: one declaration, ``fit`` on every backend.
+
+GAN-like models train by taking turns: a few steps on the discriminator's variables with its
+optimizer, then one on the generator's with another [notes ch. 6, the GAN algorithm with k
+discriminator steps]. A model subclassing ``AlternatingModel`` declares these turns as
+``Update`` objects; the losses are written once with ``keras.ops``. The per-backend modules of
+this package run them: GradientTape on TensorFlow, autograd on PyTorch, and on JAX a stateless
+step that threads every optimizer's variables through ``fit``'s state (they are grouped in an
+``OptimizerGroup`` set as ``model.optimizer``, the only optimizer JAX's fit threads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+
+import keras
+
+from dlkit.training.backend import backend_module
+
+__all__ = ["AlternatingModel", "OptimizerGroup", "Update"]
+
+
+@dataclasses.dataclass
+class Update:
+    """One turn of an alternating training step.
+
+    Args:
+        name: the update's name; ``compile(optimizers={name: ...})`` gives its optimizer and the
+            logs report its loss as ``{name}_loss``.
+        variables: the trainable variables this update changes (only these get its gradient).
+        loss: ``loss(data) -> scalar``, written with ``keras.ops``. It receives the batch as the
+            dataset yields it and may call sub-models, draw from a ``SeedGenerator`` and update
+            metrics.
+        repetitions: steps of this update per batch (the notes' k for the discriminator); each
+            repetition sees the same batch and fresh randomness.
+    """
+
+    name: str
+    variables: Sequence[keras.Variable]
+    loss: Callable
+    repetitions: int = 1
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class OptimizerGroup(keras.optimizers.Optimizer):
+    """The optimizers of an ``AlternatingModel``, one per update, seen by Keras as one.
+
+    ``fit`` on JAX threads only ``model.optimizer``'s variables through its compiled step, and
+    saving stores only ``model.optimizer``; this group exposes every member's variables so both
+    see all of them. Each member is built on, and applied to, its own update's variables; the
+    group's own ``iterations`` counts training steps (batches).
+
+    Args:
+        optimizers: mapping of update name to a ``keras.optimizers.Optimizer``.
+        name: the group's name.
+    """
+
+    def __init__(self, optimizers: Mapping[str, keras.optimizers.Optimizer], name=None, **kwargs):
+        kwargs.pop("learning_rate", None)
+        super().__init__(learning_rate=0.0, name=name or "optimizer_group", **kwargs)
+        self.optimizers = dict(optimizers)
+
+    @property
+    def variables(self):
+        variables = list(self._variables)
+        for optimizer in self.optimizers.values():
+            variables.extend(optimizer.variables)
+        return variables
+
+    def build(self, var_list):
+        # Members are built on their own update's variables by AlternatingModel.compile.
+        if not self.built:
+            self.built = True
+
+    def apply(self, grads, trainable_variables=None):
+        raise TypeError(
+            "An OptimizerGroup is applied update by update by AlternatingModel.train_step; "
+            "call a member optimizer's apply instead."
+        )
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "optimizers": {
+                name: keras.saving.serialize_keras_object(optimizer)
+                for name, optimizer in self.optimizers.items()
+            },
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        optimizers = {
+            name: keras.saving.deserialize_keras_object(value, custom_objects=custom_objects)
+            for name, value in config["optimizers"].items()
+        }
+        return cls(optimizers, name=config.get("name"))
+
+
+class AlternatingModel(keras.Model):
+    """Base class of models trained by alternating updates with one optimizer each.
+
+    A subclass builds its sub-models in ``__init__``, implements ``updates()`` returning its
+    ordered ``Update`` list, and ``call`` for inference (a GAN's ``call`` runs its generator).
+    It is then compiled with one optimizer per update and trained with ``fit``; ``evaluate``
+    reports every update's loss without changing weights. The model holds no backend code: the
+    same subclass trains on TensorFlow, JAX and PyTorch, under ``tf.distribute.MirroredStrategy``
+    and under ``keras.distribution.DataParallel``.
+
+    Training step, for a batch ``data``:
+
+        for update in updates():                       # in the declared order
+            repeat update.repetitions times:
+                g = ∇_{update.variables} update.loss(data)
+                update.variables ← optimizer[update.name](update.variables, g)
+
+    Logged metrics: ``{name}_loss`` per update (mean over repetitions and batches), plus any
+    metric the subclass tracks and updates in its loss functions.
+
+    Example:
+
+    >>> class Pair(AlternatingModel):
+    ...     def __init__(self, **kwargs):
+    ...         super().__init__(**kwargs)
+    ...         self.a = keras.Variable(1.0)
+    ...         self.b = keras.Variable(1.0)
+    ...     def updates(self):
+    ...         return [Update("a", [self.a], lambda x: keras.ops.mean((self.a - x) ** 2)),
+    ...                 Update("b", [self.b], lambda x: keras.ops.mean((self.b + x) ** 2))]
+    >>> model = Pair()
+    >>> model.compile(optimizers={"a": keras.optimizers.SGD(0.1),
+    ...                           "b": keras.optimizers.SGD(0.1)})
+    >>> history = model.fit(keras.ops.full((64, 1), 3.0), batch_size=8, epochs=4, verbose=0)
+    >>> sorted(history.history)
+    ['a_loss', 'b_loss']
+    >>> round(float(model.a.numpy()), 2), round(float(model.b.numpy()), 2)
+    (3.0, -3.0)
+    """
+
+    def updates(self) -> list[Update]:
+        """Returns the ordered updates of one training step; subclasses implement it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement updates().")
+
+    def compile(
+        self,
+        optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None,
+        run_eagerly: bool = False,
+        jit_compile: bool | str = "auto",
+        steps_per_execution: int = 1,
+    ) -> None:
+        """Configures training with one optimizer per update.
+
+        Args:
+            optimizers: ``{update_name: optimizer}`` with exactly one optimizer object per
+                update, or an ``OptimizerGroup``.
+            run_eagerly: run steps eagerly (for debugging).
+            jit_compile: XLA-compile the step; ``"auto"`` lets Keras decide per backend.
+            steps_per_execution: batches per compiled call.
+
+        Raises:
+            ValueError: if an update has no variables, an invalid repetition count or no
+                optimizer, if an optimizer is not for any update, or one optimizer object is
+                given to two updates.
+        """
+        group = optimizers if isinstance(optimizers, OptimizerGroup) else None
+        optimizers = dict(group.optimizers if group else (optimizers or {}))
+        updates = self._checked_updates()
+        names = [update.name for update in updates]
+        missing = [name for name in names if name not in optimizers]
+        if missing:
+            raise ValueError(
+                f"Expected an optimizer for each update {names}. "
+                f"Received: no optimizer for update(s) {missing} in optimizers={optimizers!r}"
+            )
+        unknown = [name for name in optimizers if name not in names]
+        if unknown:
+            raise ValueError(
+                f"Expected optimizers only for the updates {names}. "
+                f"Received: optimizers for unknown update(s) {unknown}"
+            )
+        seen = {}
+        for name in names:
+            optimizer = optimizers[name]
+            if not isinstance(optimizer, keras.optimizers.Optimizer):
+                raise ValueError(
+                    f"Expected a keras.optimizers.Optimizer for update {name!r}. "
+                    f"Received: {optimizer!r}"
+                )
+            if id(optimizer) in seen:
+                raise ValueError(
+                    f"Expected a separate optimizer object for each update. Received: the same "
+                    f"optimizer {optimizer.name!r} for updates {seen[id(optimizer)]!r} and "
+                    f"{name!r}"
+                )
+            seen[id(optimizer)] = name
+        group = group or OptimizerGroup(optimizers)
+        super().compile(
+            optimizer=group,
+            run_eagerly=run_eagerly,
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+        )
+        # The losses of an alternating model are per update; the single "loss" is meaningless.
+        self._loss_tracker = None
+        trackers = getattr(self, "_update_loss_trackers", None)
+        if trackers is None or list(trackers) != names:  # keep them on a second compile
+            self._update_loss_trackers = {
+                name: keras.metrics.Mean(name=f"{name}_loss") for name in names
+            }
+        for update in updates:
+            optimizers[update.name].build(list(update.variables))
+        group.build(self.trainable_variables)
+        self._compile_config = keras.utils.Config(
+            optimizers=group,
+            run_eagerly=run_eagerly,
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+        )
+        self.built = True
+
+    def get_compile_config(self):
+        if not getattr(self, "compiled", False):
+            return {}
+        config = dict(self._compile_config)
+        config["optimizers"] = keras.saving.serialize_keras_object(config["optimizers"])
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        config["optimizers"] = keras.saving.deserialize_keras_object(config["optimizers"])
+        self.compile(**config)
+
+    def _checked_updates(self) -> list[Update]:
+        updates = list(self.updates())
+        if not updates:
+            raise ValueError(f"Expected {type(self).__name__}.updates() to return at least one.")
+        names = set()
+        for update in updates:
+            if not isinstance(update, Update):
+                raise ValueError(f"Expected Update objects from updates(). Received: {update!r}")
+            if update.name in names:
+                raise ValueError(f"Expected unique update names. Received: {update.name!r} twice")
+            names.add(update.name)
+            if not list(update.variables):
+                raise ValueError(
+                    f"Expected update {update.name!r} to have trainable variables. "
+                    f"Received: variables={list(update.variables)!r} (is the sub-model built?)"
+                )
+            if not isinstance(update.repetitions, int) or update.repetitions < 1:
+                raise ValueError(
+                    f"Expected update {update.name!r} to have repetitions >= 1. "
+                    f"Received: repetitions={update.repetitions!r}"
+                )
+        return updates
+
+    def _resolved_updates(self) -> list[tuple[Update, keras.optimizers.Optimizer, object]]:
+        """(update, its optimizer, its loss tracker) in order, for the backend step."""
+        optimizers, trackers = self.optimizer.optimizers, self._update_loss_trackers
+        return [
+            (update, optimizers[update.name], trackers[update.name])
+            for update in self._checked_updates()
+        ]
+
+    def _checked_loss(self, update: Update, data):
+        """Evaluates an update's loss and checks that it is a scalar."""
+        loss = update.loss(data)
+        shape = tuple(keras.ops.shape(loss))
+        if shape not in ((), (1,)):
+            raise ValueError(
+                f"Expected the loss of update {update.name!r} to be a scalar. "
+                f"Received: a tensor of shape {shape}"
+            )
+        return keras.ops.reshape(loss, ())
+
+    # Keras saves no SeedGenerator state, so a reloaded or resumed model would draw other noise
+    # than an uninterrupted one. The model stores the state of every seed generator in its
+    # tree with its own variables, which makes `.keras` files and BackupAndRestore exact.
+    _SEED_KEY = "seed_generator_state_"
+
+    def _all_seed_generators(self) -> list:
+        generators, seen = [], set()
+        for layer in self._flatten_layers(include_self=True):
+            for generator in layer._seed_generators:
+                if id(generator) not in seen:
+                    seen.add(id(generator))
+                    generators.append(generator)
+        return generators
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for index, generator in enumerate(self._all_seed_generators()):
+            store[f"{self._SEED_KEY}{index}"] = generator.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        super().load_own_variables({k: store[k] for k in keys if not k.startswith(self._SEED_KEY)})
+        for index, generator in enumerate(self._all_seed_generators()):
+            key = f"{self._SEED_KEY}{index}"
+            if key in keys:
+                generator.state.assign(store[key])
+
+    def train_step(self, *args):
+        return backend_module().alternating_train_step(self, *args)
+
+    def test_step(self, *args):
+        return backend_module().alternating_test_step(self, *args)

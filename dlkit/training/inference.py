@@ -1,0 +1,71 @@
+"""Compiled inference for acting: numpy in, numpy out, microseconds per call.
+
+An RL agent evaluates its network once per environment step, on a single observation or a
+small vector of them. ``model.predict`` costs tens of milliseconds per call on TensorFlow and an
+eager ``model(x)`` about a millisecond; ``compile_inference`` builds, once, the fastest call
+each backend offers: ``jax.jit`` over ``model.stateless_call`` on JAX (the current weights are
+passed in on every call, so training steps are seen without retracing), ``tf.function`` with a
+batch-polymorphic input signature on TensorFlow, and an autograd-free call on PyTorch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from dlkit.training.backend import backend_module
+
+__all__ = ["CompiledInference", "compile_inference"]
+
+
+class CompiledInference:
+    """A model's inference as a numpy-in, numpy-out callable (see ``compile_inference``).
+
+    Attributes:
+        model: the wrapped model; its latest weights are used on every call.
+        num_traces: how many times the backend traced (compiled) the function; it stays at 1
+            while calls keep the same input shape and dtype (always 0 on PyTorch, which
+            does not trace).
+    """
+
+    def __init__(self, model: keras.Layer, function: Callable):
+        self.model = model
+        self._function = function
+        self.num_traces = 0
+
+    def __call__(self, inputs) -> np.ndarray:
+        return self._function(inputs)
+
+
+def compile_inference(model: keras.Layer) -> CompiledInference:
+    """Compiles ``model``'s inference call (``training=False``) for fast repeated use.
+
+    Args:
+        model: a built Keras model or layer taking one tensor input.
+
+    Returns:
+        A ``CompiledInference``: call it with a numpy array (batch first) to get a numpy array.
+
+    Raises:
+        TypeError: if ``model`` is not a Keras layer or model.
+        ValueError: if ``model`` is not built.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> act = compile_inference(model)
+    >>> act(np.zeros((1, 4), "float32")).shape
+    (1, 2)
+    """
+    if not isinstance(model, keras.Layer):
+        raise TypeError(f"Expected a Keras model or layer. Received: model={model!r}")
+    if not model.built:
+        raise ValueError(
+            "Expected a built model (call it once or give it an Input). "
+            f"Received: model={model.name!r} with built=False"
+        )
+    compiled = CompiledInference(model, function=None)
+    compiled._function = backend_module().inference_function(model, compiled)
+    return compiled
