@@ -36,7 +36,15 @@ PUBLIC_API = {
         "plot_image_grid",
     ],
     "dlkit.testing": ["run_layer_test"],
-    "dlkit.training": ["list_devices", "value_and_grad"],
+    "dlkit.training": [
+        "AlternatingModel",
+        "CompiledInference",
+        "OptimizerGroup",
+        "Update",
+        "compile_inference",
+        "list_devices",
+        "value_and_grad",
+    ],
 }
 
 
