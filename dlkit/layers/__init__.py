@@ -1,3 +1,62 @@
-"""The course's layers, one concept per module, written with ``keras.ops`` only."""
+"""The course's layers, one concept per module, written with ``keras.ops`` only.
 
-__all__: list[str] = []
+Every layer is registered for ``.keras`` serialisation under the ``dlkit`` package and, where
+Keras has a counterpart, takes the same constructor and call arguments so the two can be swapped.
+
+- ``conv``: ``DilatedConv2D``, ``TransposedConv2D``, ``conv_output_size``, ``receptive_field``,
+  ``conv_as_matrix`` [notes ch. 4].
+- ``gaussian_sampling``: ``GaussianSampling``, the reparameterisation trick [notes §5.2].
+- ``film``: ``FiLM`` and ``LabelChannels`` for conditional generation [notes §6.3].
+- ``lstm``: ``LSTMCell`` and ``LSTM`` [notes §7.1].
+- ``attention``: score functions and ``MultiHeadAttention`` [notes §7.2].
+- ``positional_encoding`` and ``transformer``: ``SinusoidalPositionalEncoding``,
+  ``TransformerEncoder``, ``TransformerDecoder`` [notes §7.3].
+- ``noisy_dense`` and ``q_heads``: ``NoisyDense``, ``DuelingHead``, ``CategoricalQHead`` for
+  value-based agents [notes ch. 9].
+"""
+
+from dlkit.layers.attention import (
+    AdditiveScore,
+    MultiHeadAttention,
+    attention,
+    masked_softmax,
+    scaled_dot_product_scores,
+)
+from dlkit.layers.conv import (
+    DilatedConv2D,
+    TransposedConv2D,
+    conv_as_matrix,
+    conv_output_size,
+    receptive_field,
+)
+from dlkit.layers.film import FiLM, LabelChannels
+from dlkit.layers.gaussian_sampling import GaussianSampling
+from dlkit.layers.lstm import LSTM, LSTMCell
+from dlkit.layers.noisy_dense import NoisyDense
+from dlkit.layers.positional_encoding import SinusoidalPositionalEncoding
+from dlkit.layers.q_heads import CategoricalQHead, DuelingHead
+from dlkit.layers.transformer import TransformerDecoder, TransformerEncoder
+
+__all__ = [
+    "LSTM",
+    "AdditiveScore",
+    "CategoricalQHead",
+    "DilatedConv2D",
+    "DuelingHead",
+    "FiLM",
+    "GaussianSampling",
+    "LSTMCell",
+    "LabelChannels",
+    "MultiHeadAttention",
+    "NoisyDense",
+    "SinusoidalPositionalEncoding",
+    "TransformerDecoder",
+    "TransformerEncoder",
+    "TransposedConv2D",
+    "attention",
+    "conv_as_matrix",
+    "conv_output_size",
+    "masked_softmax",
+    "receptive_field",
+    "scaled_dot_product_scores",
+]

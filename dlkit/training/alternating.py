@@ -139,7 +139,9 @@ class AlternatingModel(keras.Model):
 
     def updates(self) -> list[Update]:
         """Returns the ordered updates of one training step; subclasses implement it."""
-        raise NotImplementedError(f"{type(self).__name__} must implement updates().")
+        raise TypeError(
+            f"{type(self).__name__} must implement updates(), returning its list of Update objects."
+        )
 
     def compile(
         self,
