@@ -231,20 +231,25 @@ class TransposedConv2D(keras.layers.Layer):
             )
 
     def call(self, inputs):
-        # The "valid" result has every position any input reaches, n·s + max(k − s, 0) long.
+        # "valid" keeps every position any input reaches, n·s + max(k − s, 0) of them; "same"
+        # keeps n·s, cropping ⌊extra / 2⌋ first and the rest last: the adjoint of a "same"
+        # strided Conv2D. When the crop is symmetric the backend's own "same" is exact on every
+        # backend; an odd crop is done here, as PyTorch pads only on one side.
+        extra = [max(k - s, 0) for k, s in zip(self.kernel_size, self.strides)]
+        if self.padding == "valid" or all(size % 2 == 0 for size in extra):
+            return self._finish(
+                keras.ops.conv_transpose(
+                    inputs, self.kernel, self.strides, self.padding, data_format="channels_last"
+                )
+            )
         outputs = keras.ops.conv_transpose(
             inputs, self.kernel, self.strides, "valid", data_format="channels_last"
         )
-        if self.padding == "same":
-            # "same" keeps n·s of them, cropping ⌊extra / 2⌋ first and the rest last: the
-            # adjoint of a "same" strided Conv2D. (Done here rather than by the backend, whose
-            # "same" padding warns of cross-backend differences on PyTorch for some sizes.)
-            extra_rows, extra_columns = [
-                max(k - s, 0) for k, s in zip(self.kernel_size, self.strides)
-            ]
-            top, left = extra_rows // 2, extra_columns // 2
-            bottom, right = extra_rows - top, extra_columns - left
-            outputs = outputs[:, top : -bottom or None, left : -right or None, :]
+        top, left = extra[0] // 2, extra[1] // 2
+        bottom, right = extra[0] - top, extra[1] - left
+        return self._finish(outputs[:, top : -bottom or None, left : -right or None, :])
+
+    def _finish(self, outputs):
         if self.use_bias:
             outputs = outputs + self.bias
         return self.activation(outputs)

@@ -152,11 +152,17 @@ class LSTMCell(keras.layers.Layer):
         )
 
     def call(self, inputs, states):
+        return self._recurrence(self._input_projection(inputs), states)
+
+    def _input_projection(self, inputs):
+        # The part of the gates' pre-activation that depends on the input only; `LSTM` computes
+        # it for every step at once, outside the sequential loop.
+        z = ops.matmul(inputs, self.kernel)  # (..., 4·units)
+        return z + self.bias if self.use_bias else z
+
+    def _recurrence(self, z_inputs, states):
         previous_hidden_state, previous_cell_state = states
-        z = ops.matmul(inputs, self.kernel)  # (B, 4·units)
-        z = z + ops.matmul(previous_hidden_state, self.recurrent_kernel)
-        if self.use_bias:
-            z = z + self.bias
+        z = z_inputs + ops.matmul(previous_hidden_state, self.recurrent_kernel)  # (B, 4·units)
         z_input, z_forget, z_candidate, z_output = ops.split(z, 4, axis=-1)  # 4 × (B, units)
         forget_gate = self.recurrent_activation(z_forget)
         input_gate = self.recurrent_activation(z_input)
@@ -300,7 +306,9 @@ class LSTM(keras.layers.Layer):
                 f"Received: initial_state={initial_state!r}"
             )
         initial_state = [ops.cast(state, self.compute_dtype) for state in initial_state]
-        steps = ops.transpose(sequences, (1, 0, 2))  # (T, B, D)
+        # One matrix product for all steps, then only the recurrent part inside the loop.
+        z_inputs = self.cell._input_projection(sequences)  # (B, T, 4·units)
+        steps = ops.transpose(z_inputs, (1, 0, 2))  # (T, B, 4·units)
         if mask is not None:
             steps = (steps, ops.transpose(ops.cast(mask, "bool"), (1, 0)))  # (T, B, D), (T, B)
         if self.go_backwards:
@@ -310,7 +318,7 @@ class LSTM(keras.layers.Layer):
             step_mask = None
             if mask is not None:
                 step_inputs, step_mask = step_inputs
-            _, new_states = self.cell(step_inputs, states)
+            _, new_states = self.cell._recurrence(step_inputs, states)
             output = new_states[0]
             if step_mask is not None:
                 keep = ops.expand_dims(step_mask, -1)  # (B, 1)

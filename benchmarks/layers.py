@@ -1,0 +1,152 @@
+"""Forward + backward time of dlkit's layers against their Keras built-in counterparts.
+
+Each case wraps one layer in a functional model and times ``train_on_batch`` (one compiled
+forward pass, loss, backward pass and SGD update) after warm-up, for the dlkit layer and for the
+Keras layer with the same configuration, on the active backend. Prints one JSON object per
+backend with the per-case milliseconds and the ratio dlkit / Keras (target <= 1.2).
+
+Usage::
+
+    python benchmarks/layers.py                 # the backend of KERAS_BACKEND (or tensorflow)
+    python benchmarks/layers.py --backend jax
+    python benchmarks/layers.py --all           # each backend in its own process, a JSON list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+BACKENDS = ("tensorflow", "jax", "torch")
+TARGET_RATIO = 1.2
+
+
+def cases():
+    """(name, dlkit layer factory, Keras layer factory, input shapes, call kwargs)."""
+    import keras
+
+    from dlkit import layers
+
+    return [
+        (
+            "DilatedConv2D vs Conv2D(dilation_rate=2)",
+            lambda: layers.DilatedConv2D(32, 3, dilation_rate=2, padding="same"),
+            lambda: keras.layers.Conv2D(32, 3, dilation_rate=2, padding="same"),
+            [(16, 32, 32, 16)],
+        ),
+        (
+            "TransposedConv2D vs Conv2DTranspose(strides=2)",
+            lambda: layers.TransposedConv2D(32, 4, strides=2, padding="same"),
+            lambda: keras.layers.Conv2DTranspose(32, 4, strides=2, padding="same"),
+            [(16, 16, 16, 32)],
+        ),
+        (
+            "LSTM vs keras LSTM (return_sequences)",
+            lambda: layers.LSTM(64, return_sequences=True),
+            lambda: keras.layers.LSTM(64, return_sequences=True),
+            [(32, 40, 32)],
+        ),
+        (
+            "MultiHeadAttention vs keras MultiHeadAttention (self-attention)",
+            lambda: layers.MultiHeadAttention(num_heads=4, key_dim=32),
+            lambda: keras.layers.MultiHeadAttention(num_heads=4, key_dim=32),
+            [(16, 64, 128), (16, 64, 128)],
+        ),
+        (
+            "NoisyDense (training noise) vs Dense",
+            lambda: layers.NoisyDense(256, seed=0),
+            lambda: keras.layers.Dense(256),
+            [(256, 256)],
+        ),
+    ]
+
+
+def time_layer(make_layer, input_shapes, steps: int, repeats: int) -> float:
+    """Best-of-``repeats`` milliseconds per ``train_on_batch`` of a model holding the layer."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    inputs = [keras.Input(shape[1:]) for shape in input_shapes]
+    outputs = make_layer()(*inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    data = [rng.standard_normal(shape).astype("float32") for shape in input_shapes]
+    target = np.zeros(tuple(keras.ops.shape(model(data))), "float32")
+    for _ in range(3):  # compile and warm up
+        model.train_on_batch(data, target)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(data, target)
+        best = min(best, (time.perf_counter() - start) / steps)
+    return 1000 * best
+
+
+def run(steps: int, repeats: int) -> dict:
+    import keras
+
+    results = []
+    for name, make_dlkit, make_keras, input_shapes in cases():
+        dlkit_ms = time_layer(make_dlkit, input_shapes, steps, repeats)
+        keras_ms = time_layer(make_keras, input_shapes, steps, repeats)
+        ratio = dlkit_ms / keras_ms
+        results.append(
+            {
+                "case": name,
+                "dlkit_ms": round(dlkit_ms, 3),
+                "keras_ms": round(keras_ms, 3),
+                "ratio": round(ratio, 3),
+                "meets_target": ratio <= TARGET_RATIO,
+            }
+        )
+    return {
+        "backend": keras.backend.backend(),
+        "measure": "ms per train_on_batch (forward + backward + SGD step), best of repeats",
+        "target_ratio": TARGET_RATIO,
+        "cases": results,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=BACKENDS)
+    parser.add_argument("--all", action="store_true", help="every backend, one process each")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    arguments = parser.parse_args()
+    if arguments.all:
+        outputs = []
+        for backend in BACKENDS:
+            command = [
+                sys.executable,
+                __file__,
+                "--backend",
+                backend,
+                "--steps",
+                str(arguments.steps),
+                "--repeats",
+                str(arguments.repeats),
+            ]
+            completed = subprocess.run(command, capture_output=True, text=True, check=True)
+            outputs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+        print(json.dumps(outputs, indent=2))
+        return
+    backend = arguments.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend == "torch":
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+
+        torch.set_num_threads(1)
+    print(json.dumps(run(arguments.steps, arguments.repeats)))
+
+
+if __name__ == "__main__":
+    main()
