@@ -32,7 +32,7 @@ from typing import Any
 from dlkit import __version__
 from dlkit.config import ConfigError, format_help, parse_overrides
 
-__all__ = ["DEMO_STAGES", "main", "recipe_entry_point"]
+__all__ = ["DEMO_STAGES", "export_model", "main", "recipe_entry_point"]
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -81,16 +81,36 @@ def _load_recipe(name: str):
 
 
 def run_recipe(name: str, argv: Sequence[str]) -> dict:
-    """Runs recipe ``name`` with ``--field value`` overrides and returns its results."""
+    """Runs recipe ``name`` with ``--field value`` overrides and returns its results.
+
+    ``--distribute`` among the arguments runs the recipe inside ``dlkit.distribute.scope()``,
+    data-parallel on every device (and host) the backend's engine is given.
+    """
     module = _load_recipe(name)
     if any(argument in ("-h", "--help") for argument in argv):
         print(format_help(name, recipe_description(name), module.Config))
+        print("  --distribute  (flag)\n      Train data-parallel with dlkit.distribute.scope().")
         return {}
+    distribute = "--distribute" in argv
+    argv = [argument for argument in argv if argument != "--distribute"]
     try:
         config = parse_overrides(module.Config, argv)
     except ConfigError as error:
         raise UsageError(f"{name}: {error}") from None
-    return _run_main(name, module.main, config)
+    if not distribute:
+        return _run_main(name, module.main, config)
+    from dlkit import distribute as distribute_module
+
+    context = distribute_module.scope()
+    try:
+        engine = context.__enter__()
+    except ValueError as error:
+        raise UsageError(f"--distribute: {error}") from None
+    print(f"[dlkit] {name}: distributed with {type(engine).__name__}", flush=True)
+    try:
+        return _run_main(name, module.main, config)
+    finally:
+        context.__exit__(None, None, None)
 
 
 def _run_main(name: str, main_fn: Callable, config: Any) -> dict:
@@ -145,6 +165,32 @@ def info() -> dict:
     return {"versions": versions, "backend": keras.backend.backend(), "devices": list_devices()}
 
 
+def export_model(model_path: str, output_dir: str, format: str = "saved_model") -> list[str]:
+    """``dlkit export``: loads a ``.keras`` file, writes ``saved_model/`` and/or ``model.onnx``."""
+    if not model_path.endswith(".keras") or not os.path.isfile(model_path):
+        raise UsageError(f"expected an existing .keras file, received {model_path!r}")
+    import keras
+
+    import dlkit.layers  # noqa: F401  (registers dlkit's layers for loading)
+    from dlkit.export import export
+
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except (TypeError, ValueError) as error:
+        raise UsageError(
+            f"cannot load {model_path!r}: {' '.join(str(error).split())[:300]}"
+        ) from None
+    formats = ("saved_model", "onnx") if format == "all" else (format,)
+    targets = {"saved_model": "saved_model", "onnx": "model.onnx"}
+    paths = []
+    for name in formats:
+        try:
+            paths.append(str(export(model, os.path.join(output_dir, targets[name]), name)))
+        except (ImportError, ValueError) as error:
+            raise UsageError(" ".join(str(error).split())) from None
+    return paths
+
+
 def demo(output_root: str = "runs") -> dict:
     """Runs every stage of the demo and returns {stage: results}."""
     results = {}
@@ -171,6 +217,12 @@ def _build_parser() -> _Parser:
     run = commands.add_parser("run", help="run a recipe", add_help=False)
     run.add_argument("name", help="recipe name (see `dlkit recipes`)")
     run.add_argument("overrides", nargs=argparse.REMAINDER, help="--field value ...")
+    export_parser = commands.add_parser("export", help="export a .keras model for serving")
+    export_parser.add_argument("model", help="path of a .keras file")
+    export_parser.add_argument("output_dir", help="folder to write the export(s) into")
+    export_parser.add_argument(
+        "--format", choices=("saved_model", "onnx", "all"), default="saved_model"
+    )
     demo_parser = commands.add_parser("demo", help="the main job on embedded data")
     demo_parser.add_argument("--output-root", default="runs", help="where artefacts go")
     return parser
@@ -193,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:<{width}}  {recipe_description(name)}")
         elif arguments.command == "run":
             run_recipe(arguments.name, arguments.overrides)
+        elif arguments.command == "export":
+            for path in export_model(arguments.model, arguments.output_dir, arguments.format):
+                print(path)
         elif arguments.command == "demo":
             demo(arguments.output_root)
     except UsageError as error:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from dlkit import cli
@@ -69,3 +70,44 @@ def test_demo_runs_every_stage_and_writes_artefacts(in_tmp_dir, monkeypatch, cap
     out = capsys.readouterr().out
     assert "[dlkit demo] stage 1/1: classifier_digits" in out
     assert (in_tmp_dir / "runs" / "classifier_digits" / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_export_command_writes_a_verified_saved_model(in_tmp_dir, capsys):
+    from dlkit.export import verify
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.save(in_tmp_dir / "policy.keras")
+    assert cli.main(["export", "policy.keras", "exported"]) == 0
+    assert capsys.readouterr().out.strip().endswith("saved_model")
+    batch = np.ones((2, 4), "float32")
+    verify(in_tmp_dir / "exported" / "saved_model", batch, keras.ops.convert_to_numpy(model(batch)))
+
+
+def test_export_command_rejects_a_missing_file(capsys):
+    assert cli.main(["export", "missing.keras", "out"]) == 2
+    assert "expected an existing .keras file, received 'missing.keras'" in capsys.readouterr().err
+
+
+def test_distribute_flag_trains_data_parallel_or_explains_why_not(in_tmp_dir, capsys):
+    argv = [
+        "run",
+        "classifier_digits",
+        "--distribute",
+        "--epochs",
+        "1",
+        "--filters",
+        "4",
+        "--verbose",
+        "0",
+    ]
+    status = cli.main(argv)
+    captured = capsys.readouterr()
+    if keras.backend.backend() == "torch":
+        assert status == 2
+        assert "--distribute: dlkit has no multi-device training engine" in captured.err
+    else:
+        assert status == 0, captured.err
+        engine = "MirroredStrategy" if keras.backend.backend() == "tensorflow" else "DataParallel"
+        assert f"distributed with {engine}" in captured.out
+        assert (in_tmp_dir / "runs" / "classifier_digits" / "model.keras").exists()
