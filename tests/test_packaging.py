@@ -54,6 +54,12 @@ PUBLIC_API = {
         "receptive_field",
         "scaled_dot_product_scores",
     ],
+    "dlkit.losses": [
+        "cycle_consistency_loss",
+        "discriminator_loss",
+        "generator_loss",
+        "kl_divergence_to_standard_normal",
+    ],
     "dlkit.plotting": [
         "confusion_matrix",
         "plot_confusion_matrix",

@@ -1,0 +1,1 @@
+"""Fit-able models of the course: autoencoders, VAEs and GANs."""
