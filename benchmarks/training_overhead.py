@@ -125,7 +125,7 @@ def shuffled_batches(images: np.ndarray, batch_size: int, rng: np.random.Generat
 # ----------------------------------------------------------------------------------------------
 
 
-def dlkit_dcgan(seed: int):
+def dlkit_dcgan(seed: int, jit_compile="auto"):
     """The DCGAN as a ``dlkit.training.AlternatingModel``, compiled."""
     import keras
 
@@ -197,7 +197,8 @@ def dlkit_dcgan(seed: int):
         optimizers={
             name: keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1, epsilon=EPSILON)
             for name in ("discriminator", "generator")
-        }
+        },
+        jit_compile=jit_compile,
     )
     return model
 
@@ -478,7 +479,9 @@ def handwritten_torch(images, batch_size: int, seed: int):
 # ----------------------------------------------------------------------------------------------
 
 
-def benchmark(backend: str, epochs: int, batch_size: int, repeats: int, seed: int = 0) -> dict:
+def benchmark(
+    backend: str, epochs: int, batch_size: int, repeats: int, seed: int = 0, jit_compile="auto"
+) -> dict:
     """Measures one backend in this process; KERAS_BACKEND must already be ``backend``."""
     if backend == "torch":
         import torch
@@ -495,7 +498,7 @@ def benchmark(backend: str, epochs: int, batch_size: int, repeats: int, seed: in
             f"Received: keras backend {keras.backend.backend()!r}"
         )
     images, _ = digits("train", value_range=(-1.0, 1.0))  # (1437, 8, 8, 1)
-    model = dlkit_dcgan(seed)
+    model = dlkit_dcgan(seed, jit_compile)
     if backend == "tensorflow":
         model.make_train_function()  # resolves jit_compile="auto" the way fit does
         handwritten = handwritten_tensorflow(images, batch_size, seed, bool(model.jit_compile))
@@ -569,6 +572,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--all", action="store_true", help="Measure every backend in turn.")
     parser.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="TensorFlow: XLA-compile both sides (fit's default on a CPU is no XLA).",
+    )
+    parser.add_argument(
         "--epochs", type=int, default=6, help="Epochs per run; the first is warm-up (default 6)."
     )
     parser.add_argument("--batch-size", type=int, default=64, help="Batch size (default 64).")
@@ -585,7 +593,7 @@ def main(argv: list[str] | None = None) -> None:
         f"--epochs={args.epochs}",
         f"--batch-size={args.batch_size}",
         f"--repeats={args.repeats}",
-    ]
+    ] + (["--jit-compile"] if args.jit_compile else [])
     if args.all:
         results = [run_in_subprocess(backend, arguments) for backend in BACKENDS]
         print(json.dumps(results, indent=2))
@@ -594,7 +602,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["KERAS_BACKEND"] = args.backend
     if args.backend == "torch":
         os.environ["OMP_NUM_THREADS"] = "1"
-    result = benchmark(args.backend, args.epochs, args.batch_size, args.repeats)
+    jit_compile = True if args.jit_compile else "auto"
+    result = benchmark(
+        args.backend, args.epochs, args.batch_size, args.repeats, jit_compile=jit_compile
+    )
     print(json.dumps(result))
 
 
