@@ -11,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_history", "plot_image_grid"]
+__all__ = [
+    "confusion_matrix",
+    "plot_confusion_matrix",
+    "plot_history",
+    "plot_image_grid",
+    "plot_latent_scatter",
+    "plot_manifold",
+]
 
 
 def _new_figure(size: tuple[float, float]):
@@ -140,4 +147,56 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Pa
         axis.set_title(name)
         axis.set_xlabel("epoch")
         axis.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_latent_scatter(codes: np.ndarray, labels: np.ndarray, path: str | Path) -> Path:
+    """Scatters 2-D latent codes of shape (N, 2), coloured by their integer labels (N,)."""
+    codes = np.asarray(codes, dtype=np.float32)
+    labels = np.asarray(labels).ravel()
+    if codes.ndim != 2 or codes.shape[1] != 2:
+        raise ValueError(f"Expected `codes` of shape (N, 2). Received: codes.shape={codes.shape}")
+    if len(labels) != len(codes):
+        raise ValueError(
+            f"Expected one label per code. Received: {len(codes)} codes, {len(labels)} labels"
+        )
+    figure = _new_figure((4.5, 4))
+    axes = figure.subplots()
+    points = axes.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=6)
+    figure.colorbar(points, ax=axes, fraction=0.046, label="label")
+    axes.set_xlabel("z₁")
+    axes.set_ylabel("z₂")
+    return _save(figure, path)
+
+
+def plot_manifold(
+    decode_fn,
+    path: str | Path,
+    grid_size: int = 15,
+    extent: float = 2.5,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> Path:
+    """Decodes a regular grid of a 2-D latent space into one mosaic image.
+
+    Args:
+        decode_fn: maps codes (grid_size², 2) to images (grid_size², H, W[, 1]) as numpy.
+        path: the PNG file to write.
+        grid_size: codes per axis.
+        extent: the grid spans [-extent, extent]² (in standard deviations of the prior).
+        value_range: the range of the decoded pixels.
+    """
+    axis = np.linspace(-extent, extent, grid_size, dtype=np.float32)
+    codes = np.stack(np.meshgrid(axis, axis[::-1]), axis=-1).reshape(-1, 2)  # (G², 2)
+    images = np.asarray(decode_fn(codes), dtype=np.float32)
+    if images.ndim == 4:
+        images = images[..., 0]
+    height, width = images.shape[1:3]
+    mosaic = images.reshape(grid_size, grid_size, height, width).transpose(0, 2, 1, 3)
+    mosaic = mosaic.reshape(grid_size * height, grid_size * width)  # (G·H, G·W)
+    figure = _new_figure((5, 5))
+    axes = figure.subplots()
+    axes.imshow(mosaic, cmap="gray", vmin=value_range[0], vmax=value_range[1])
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_title(f"decoded latent grid, z in [-{extent}, {extent}]²")
     return _save(figure, path)

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PUBLIC_API = {
     "dlkit": ["__version__"],
+    "dlkit.callbacks": ["LatentScatter", "LossCurves", "SampleGrid"],
     "dlkit.cli": ["DEMO_STAGES", "export_model", "main", "recipe_entry_point"],
     "dlkit.distribute": ["SUPPORTED", "local_share", "scope"],
     "dlkit.config": ["ConfigError", "FieldInfo", "config_fields", "format_help", "parse_overrides"],
