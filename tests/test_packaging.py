@@ -66,6 +66,8 @@ PUBLIC_API = {
         "plot_confusion_matrix",
         "plot_history",
         "plot_image_grid",
+        "plot_latent_scatter",
+        "plot_manifold",
     ],
     "dlkit.testing": ["run_layer_test"],
     "dlkit.training": [
