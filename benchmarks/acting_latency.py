@@ -34,14 +34,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
+from _common import BACKENDS, run_in_subprocess
 
-BACKENDS = ("tensorflow", "jax", "torch")
 # Microseconds per single-observation action that compile_inference must stay under.
 TARGET_US = {"tensorflow": 400.0, "jax": 100.0, "torch": 400.0}
 
@@ -113,23 +111,6 @@ def benchmark(backend: str, num_calls: int, repeats: int, seed: int = 0) -> dict
     }
 
 
-def run_in_subprocess(backend: str, arguments: list[str]) -> dict:
-    """Runs this script for one backend in a fresh process and returns its JSON result."""
-    environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    if backend == "torch":
-        environment["OMP_NUM_THREADS"] = "1"
-    completed = subprocess.run(
-        [sys.executable, __file__, "--backend", backend, *arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        return {"backend": backend, "error": completed.stderr.strip().splitlines()[-20:]}
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -154,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("Expected --num-calls >= 1 and --repeats >= 1.")
     arguments = [f"--num-calls={args.num_calls}", f"--repeats={args.repeats}"]
     if args.all:
-        results = [run_in_subprocess(backend, arguments) for backend in BACKENDS]
+        results = [run_in_subprocess(__file__, backend, arguments) for backend in BACKENDS]
         print(json.dumps(results, indent=2))
         return
     # The backend (and torch's thread count) must be set before keras or torch is imported.

@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 
-BACKENDS = ("tensorflow", "jax", "torch")
+from _common import BACKENDS, run_in_subprocess
+
 TARGET_RATIO = 1.2
 
 
@@ -121,20 +120,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     arguments = parser.parse_args()
     if arguments.all:
-        outputs = []
-        for backend in BACKENDS:
-            command = [
-                sys.executable,
-                __file__,
-                "--backend",
-                backend,
-                "--steps",
-                str(arguments.steps),
-                "--repeats",
-                str(arguments.repeats),
-            ]
-            completed = subprocess.run(command, capture_output=True, text=True, check=True)
-            outputs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+        arguments_list = ["--steps", str(arguments.steps), "--repeats", str(arguments.repeats)]
+        outputs = [run_in_subprocess(__file__, b, arguments_list) for b in BACKENDS]
         print(json.dumps(outputs, indent=2))
         return
     backend = arguments.backend or os.environ.get("KERAS_BACKEND", "tensorflow")

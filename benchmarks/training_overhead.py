@@ -50,13 +50,11 @@ import argparse
 import json
 import math
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
+from _common import BACKENDS, run_in_subprocess
 
-BACKENDS = ("tensorflow", "jax", "torch")
 # How many times slower than the hand-written loop dlkit may be. Keras on PyTorch runs every
 # layer eagerly through Keras's own ops, which costs about 2× over plain PyTorch.
 TARGET_RATIO = {"tensorflow": 1.10, "jax": 1.10, "torch": 2.0}
@@ -545,23 +543,6 @@ def benchmark(
     }
 
 
-def run_in_subprocess(backend: str, arguments: list[str]) -> dict:
-    """Runs this script for one backend in a fresh process and returns its JSON result."""
-    environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    if backend == "torch":
-        environment["OMP_NUM_THREADS"] = "1"
-    completed = subprocess.run(
-        [sys.executable, __file__, "--backend", backend, *arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        return {"backend": backend, "error": completed.stderr.strip().splitlines()[-20:]}
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -595,7 +576,7 @@ def main(argv: list[str] | None = None) -> None:
         f"--repeats={args.repeats}",
     ] + (["--jit-compile"] if args.jit_compile else [])
     if args.all:
-        results = [run_in_subprocess(backend, arguments) for backend in BACKENDS]
+        results = [run_in_subprocess(__file__, backend, arguments) for backend in BACKENDS]
         print(json.dumps(results, indent=2))
         return
     # The backend (and torch's thread count) must be set before keras or torch is imported.
