@@ -1,1 +1,50 @@
-"""Fit-able models of the course: autoencoders, VAEs and GANs."""
+"""Fit-able models of the course: autoencoders and VAEs [notes ch. 5], GANs [notes ch. 6].
+
+Single-optimizer models (``Autoencoder``, ``VAE``, ``ConditionalVAE``) override
+``compute_loss``; the adversarial ones (``GAN``, ``ConditionalGAN``, ``ACGAN``) declare their
+alternating updates on ``dlkit.training.AlternatingModel``. All train with ``fit`` on
+TensorFlow, JAX and PyTorch, save to ``.keras`` and come with builders of default networks for
+the embedded 8×8 digits.
+"""
+
+from dlkit.models.autoencoder import Autoencoder, build_conv_autoencoder, build_dense_autoencoder
+from dlkit.models.gan import (
+    ACGAN,
+    CONDITIONING_MODES,
+    GAN,
+    ConditionalGAN,
+    build_acgan_digits_discriminator,
+    build_conditional_digits_discriminator,
+    build_conditional_digits_generator,
+    build_digits_discriminator,
+    build_digits_generator,
+)
+from dlkit.models.vae import (
+    VAE,
+    ConditionalVAE,
+    build_digits_cvae_decoder,
+    build_digits_cvae_encoder,
+    build_digits_vae_decoder,
+    build_digits_vae_encoder,
+)
+
+__all__ = [
+    "ACGAN",
+    "CONDITIONING_MODES",
+    "GAN",
+    "VAE",
+    "Autoencoder",
+    "ConditionalGAN",
+    "ConditionalVAE",
+    "build_acgan_digits_discriminator",
+    "build_conditional_digits_discriminator",
+    "build_conditional_digits_generator",
+    "build_conv_autoencoder",
+    "build_dense_autoencoder",
+    "build_digits_cvae_decoder",
+    "build_digits_cvae_encoder",
+    "build_digits_discriminator",
+    "build_digits_generator",
+    "build_digits_vae_decoder",
+    "build_digits_vae_encoder",
+]

@@ -1,0 +1,581 @@
+"""Generative adversarial networks: GAN, conditional GAN and AC-GAN [notes ch. 6, §6.3].
+
+Each model takes its generator and discriminator as arguments and declares the alternating
+updates of the notes' algorithm (k discriminator steps, then one generator step); the trainer in
+``dlkit.training`` runs them on every backend. Builders return small default networks for the
+embedded 8×8×1 digits scaled to [-1, 1] (``dlkit.data.digits(value_range=(-1, 1))``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+from keras import ops
+
+from dlkit.layers import FiLM, LabelChannels, TransposedConv2D
+from dlkit.losses import discriminator_loss, generator_loss
+from dlkit.training import AlternatingModel, Update
+
+__all__ = [
+    "ACGAN",
+    "CONDITIONING_MODES",
+    "GAN",
+    "ConditionalGAN",
+    "build_acgan_digits_discriminator",
+    "build_conditional_digits_discriminator",
+    "build_conditional_digits_generator",
+    "build_digits_discriminator",
+    "build_digits_generator",
+]
+
+CONDITIONING_MODES = ("concatenate", "label_channels", "film")
+_DIGITS_SHAPE = (8, 8, 1)
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
+        )
+
+
+def _check_conditioning(conditioning):
+    if conditioning not in CONDITIONING_MODES:
+        raise ValueError(
+            f"Expected `conditioning` to be one of {CONDITIONING_MODES}. "
+            f"Received: conditioning={conditioning!r}"
+        )
+
+
+def _shapes(network, attribute):
+    """Per-example shapes of a built functional network's inputs or outputs, else None."""
+    try:
+        tensors = getattr(network, attribute)
+    except (AttributeError, ValueError):
+        return None
+    return [tuple(tensor.shape[1:]) for tensor in keras.tree.flatten(tensors)] or None
+
+
+def _check_networks(generator, discriminator, latent_dim, num_classes=None, acgan=False):
+    """Checks that the networks consume and produce what the model feeds them.
+
+    Only functional and sequential networks expose their shapes before a call; subclassed
+    networks are checked by their first call.
+    """
+    generator_inputs = _shapes(generator, "inputs")
+    generator_outputs = _shapes(generator, "outputs")
+    discriminator_inputs = _shapes(discriminator, "inputs")
+    discriminator_outputs = _shapes(discriminator, "outputs")
+    if generator_inputs and generator_inputs[0][-1] != latent_dim:
+        raise ValueError(
+            f"Expected the generator's noise input of size latent_dim. Received: latent_dim="
+            f"{latent_dim} for a generator with input shapes {generator_inputs}"
+        )
+    if num_classes is not None:
+        label_shapes = [generator_inputs[1:] if generator_inputs else None]
+        if not acgan:
+            label_shapes.append(discriminator_inputs[1:] if discriminator_inputs else None)
+        else:
+            label_shapes.append(discriminator_outputs[1:] if discriminator_outputs else None)
+        for shapes in label_shapes:
+            if shapes is not None and (len(shapes) != 1 or shapes[0][-1] != num_classes):
+                raise ValueError(
+                    f"Expected networks with a one-hot label input (class logits output for "
+                    f"the AC-GAN discriminator) of size num_classes. Received: num_classes="
+                    f"{num_classes} for label shapes {shapes}"
+                )
+    if generator_outputs and discriminator_inputs:
+        if generator_outputs[0] != discriminator_inputs[0]:
+            raise ValueError(
+                "Expected the generator's output shape to equal the discriminator's input shape. "
+                f"Received: generator output {generator_outputs[0]}, discriminator input "
+                f"{discriminator_inputs[0]}"
+            )
+
+
+def _one_hot(labels, num_classes):
+    """Class indices (B,) or (B, 1), or one-hot labels (B, num_classes), as float one-hot."""
+    labels = ops.convert_to_tensor(labels)
+    shape = tuple(labels.shape)
+    if len(shape) == 2 and shape[-1] == num_classes:
+        return ops.cast(labels, "float32")  # (B, K)
+    if len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1):
+        indices = ops.cast(ops.reshape(labels, (-1,)), "int32")  # (B,)
+        return ops.one_hot(indices, num_classes, dtype="float32")  # (B, K)
+    raise ValueError(
+        f"Expected `labels` of shape (B,), (B, 1) or (B, {num_classes}) (num_classes="
+        f"{num_classes}). Received: labels.shape={shape}"
+    )
+
+
+def _images_and_labels(data, num_classes):
+    images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+    if labels is None:
+        raise ValueError(
+            "Expected batches of (images, labels): call fit(images, labels). Received: no labels"
+        )
+    return images, _one_hot(labels, num_classes)
+
+
+def _class_cross_entropy(one_hot_labels, class_logits):
+    return ops.mean(ops.categorical_crossentropy(one_hot_labels, class_logits, from_logits=True))
+
+
+def _config_with_networks(model, config):
+    """A model's config: its arguments plus its serialised generator and discriminator."""
+    config = {**config, **model._arguments}
+    for name in ("generator", "discriminator"):
+        config[name] = keras.saving.serialize_keras_object(getattr(model, name))
+    return config
+
+
+def _arguments_from_config(config):
+    config = dict(config)
+    for name in ("generator", "discriminator"):
+        # Deserialising consumes nested dictionaries: work on a copy, keep the caller's config.
+        config[name] = keras.saving.deserialize_keras_object(copy.deepcopy(config[name]))
+    return config
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class GAN(AlternatingModel):
+    """A generative adversarial network trained by the notes' alternating algorithm.
+
+    The discriminator D (a network returning one logit per image) learns to tell data from the
+    generator's samples; the generator G learns to make D wrong. Each training step on a batch
+    takes `discriminator_steps` (the notes' k) discriminator updates with G frozen, then one
+    generator update with D frozen. Deviation from the notes: `fit` yields one batch per step,
+    so the k discriminator updates reuse that batch, each with fresh noise, instead of drawing
+    k minibatches. `saturating=True` gives the generator the minimax loss log(1 − D(G(z)));
+    the default non-saturating loss −log D(G(z)) has the same fixed point and stronger early
+    gradients.
+
+    Equation:
+
+        noise ~ N(0, I), shape (B, latent_dim)                         [notes ch. 6, algorithm]
+        discriminator step (×k): minimise −log D(x) − log(1 − D(G(noise)))    [notes eq. 6.1]
+        generator step:          minimise log(1 − D(G(noise)))  if saturating  [notes eq. 6.1]
+                                          −log D(G(noise))      otherwise
+        with D = sigmoid(discriminator logit)
+
+    Args:
+        generator: network mapping noise (B, latent_dim) to samples (B, ...).
+        discriminator: network mapping samples (B, ...) to logits (B, 1).
+        latent_dim: size of the noise vector, >= 1.
+        discriminator_steps: discriminator updates per generator update (k), >= 1.
+        saturating: use the minimax generator loss instead of the non-saturating one.
+        seed: seed of the model's noise (training and `sample`).
+        **kwargs: other `keras.Model` arguments (`name`, ...).
+
+    Call arguments:
+        noise: (B, latent_dim).
+
+    Returns:
+        The generated samples, the generator's output shape, e.g. (B, 8, 8, 1).
+
+    Example:
+
+        >>> gan = GAN(build_digits_generator(4), build_digits_discriminator(), latent_dim=4)
+        >>> print(tuple(gan.sample(3).shape))
+        (3, 8, 8, 1)
+
+    Reference:
+        Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014
+        (https://arxiv.org/abs/1406.2661).
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        latent_dim,
+        discriminator_steps=1,
+        saturating=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_int("latent_dim", latent_dim, 1)
+        _check_int("discriminator_steps", discriminator_steps, 1)
+        _check_networks(generator, discriminator, latent_dim)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.discriminator_steps = discriminator_steps
+        self.saturating = bool(saturating)
+        self.seed = seed
+        self._arguments = dict(
+            latent_dim=latent_dim,
+            discriminator_steps=discriminator_steps,
+            saturating=self.saturating,
+            seed=seed,
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # A second stream for `sample`, so that sampling never changes the training noise.
+        self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
+
+    def get_config(self):
+        return _config_with_networks(self, super().get_config())
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_arguments_from_config(config))
+
+    def call(self, noise):
+        return self.generator(noise)
+
+    def sample(self, num_samples):
+        """Generates `num_samples` samples from fresh seeded noise."""
+        _check_int("num_samples", num_samples, 1)
+        noise = keras.random.normal((num_samples, self.latent_dim), seed=self.sample_seed_generator)
+        return self.generator(noise)
+
+    def updates(self):
+        return [
+            Update(
+                "discriminator",
+                self.discriminator.trainable_variables,
+                self.discriminator_loss,
+                repetitions=self.discriminator_steps,
+            ),
+            Update("generator", self.generator.trainable_variables, self.generator_loss),
+        ]
+
+    def _fake(self, real):
+        noise = keras.random.normal((ops.shape(real)[0], self.latent_dim), seed=self.seed_generator)
+        return self.generator(noise)
+
+    def discriminator_loss(self, data):
+        real, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return discriminator_loss(self.discriminator(real), self.discriminator(self._fake(real)))
+
+    def generator_loss(self, data):
+        real, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return generator_loss(self.discriminator(self._fake(real)), saturating=self.saturating)
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class ConditionalGAN(AlternatingModel):
+    """A conditional GAN: both players see the class label.
+
+    The generator maps (noise, one-hot label) to an image of that class; the discriminator
+    judges (image, one-hot label) pairs, so a sharp image of the wrong class is still fake.
+    Training data are `(images, labels)` (`fit(images, labels)`), labels as class indices
+    (B,) or one-hot (B, num_classes). Choice: the fakes of a batch are conditioned on that
+    batch's labels, so they follow the data's class frequencies.
+
+    `conditioning` names how the default digits networks wire the label in (used when
+    `generator` or `discriminator` is None): "concatenate" joins it to the noise and to the
+    discriminator's flattened features (the dense-layer case), "label_channels" appends it to
+    the image as constant channels (vectorisation), "film" scales and shifts the feature maps
+    with it. Any networks with the same inputs work.
+
+    Equation:
+
+        discriminator step (×k): minimise −log D(x, y) − log(1 − D(G(noise, y), y))
+        generator step:          minimise −log D(G(noise, y), y)    [notes eq. 6.1, §6.3]
+
+    Args:
+        generator: network mapping [noise (B, latent_dim), one-hot (B, K)] to images, or None.
+        discriminator: network mapping [images, one-hot (B, K)] to logits (B, 1), or None.
+        latent_dim: size of the noise vector, >= 1.
+        num_classes: number of classes K, >= 2.
+        conditioning: "concatenate", "label_channels" or "film" (see above).
+        discriminator_steps: discriminator updates per generator update (k), >= 1.
+        seed: seed of the model's noise.
+        **kwargs: other `keras.Model` arguments.
+
+    Call arguments:
+        inputs: a tuple (noise (B, latent_dim), labels (B,) or (B, num_classes)).
+
+    Returns:
+        The generated images, e.g. (B, 8, 8, 1).
+
+    Example:
+
+        >>> import numpy as np
+        >>> model = ConditionalGAN(None, None, latent_dim=4, num_classes=10, conditioning="film")
+        >>> print(tuple(model.sample(np.arange(10)).shape))
+        (10, 8, 8, 1)
+
+    Reference:
+        Mirza and Osindero, "Conditional Generative Adversarial Nets", 2014
+        (https://arxiv.org/abs/1411.1784).
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        latent_dim,
+        num_classes,
+        conditioning="concatenate",
+        discriminator_steps=1,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_int("latent_dim", latent_dim, 1)
+        _check_int("num_classes", num_classes, 2)
+        _check_conditioning(conditioning)
+        _check_int("discriminator_steps", discriminator_steps, 1)
+        if generator is None:
+            generator = build_conditional_digits_generator(latent_dim, num_classes, conditioning)
+        if discriminator is None:
+            discriminator = build_conditional_digits_discriminator(num_classes, conditioning)
+        _check_networks(generator, discriminator, latent_dim, num_classes)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.conditioning = conditioning
+        self.discriminator_steps = discriminator_steps
+        self.seed = seed
+        self._arguments = dict(
+            latent_dim=latent_dim,
+            num_classes=num_classes,
+            conditioning=conditioning,
+            discriminator_steps=discriminator_steps,
+            seed=seed,
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
+
+    def get_config(self):
+        return _config_with_networks(self, super().get_config())
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_arguments_from_config(config))
+
+    def call(self, inputs):
+        noise, labels = inputs
+        return self.generator([noise, _one_hot(labels, self.num_classes)])
+
+    def sample(self, labels):
+        """Generates one image per label, from fresh seeded noise."""
+        one_hot = _one_hot(labels, self.num_classes)
+        noise = keras.random.normal(
+            (ops.shape(one_hot)[0], self.latent_dim), seed=self.sample_seed_generator
+        )
+        return self.generator([noise, one_hot])
+
+    def updates(self):
+        return [
+            Update(
+                "discriminator",
+                self.discriminator.trainable_variables,
+                self.discriminator_loss,
+                repetitions=self.discriminator_steps,
+            ),
+            Update("generator", self.generator.trainable_variables, self.generator_loss),
+        ]
+
+    def _fake(self, one_hot):
+        noise = keras.random.normal(
+            (ops.shape(one_hot)[0], self.latent_dim), seed=self.seed_generator
+        )
+        return self.generator([noise, one_hot])
+
+    def discriminator_loss(self, data):
+        images, one_hot = _images_and_labels(data, self.num_classes)
+        real_logits = self.discriminator([images, one_hot])
+        fake_logits = self.discriminator([self._fake(one_hot), one_hot])
+        return discriminator_loss(real_logits, fake_logits)
+
+    def generator_loss(self, data):
+        _, one_hot = _images_and_labels(data, self.num_classes)
+        return generator_loss(self.discriminator([self._fake(one_hot), one_hot]))
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class ACGAN(AlternatingModel):
+    """An auxiliary-classifier GAN: the discriminator also names the class.
+
+    Only the generator takes the label; the discriminator sees the image alone and has two
+    heads, a real/fake logit and K class logits. Both players also minimise the class
+    cross-entropy: the discriminator on real and generated images, the generator on its own
+    samples, which pushes each sample to be recognisably of its class. The class head is a
+    digit classifier trained alongside the GAN (`classify`). Choice: the fakes of a batch are
+    conditioned on that batch's labels.
+
+    Equation:
+
+        class_loss(x, y) = −log softmax(class_logits(x))[y]
+        discriminator step (×k): minimise −log D(x) − log(1 − D(G(noise, y)))
+                                          + class_loss(x, y) + class_loss(G(noise, y), y)
+        generator step:          minimise −log D(G(noise, y)) + class_loss(G(noise, y), y)
+                                                                      [notes eq. 6.1, §6.3]
+
+    Args:
+        generator: network mapping [noise (B, latent_dim), one-hot (B, K)] to images.
+        discriminator: network mapping images to [logits (B, 1), class logits (B, K)].
+        latent_dim: size of the noise vector, >= 1.
+        num_classes: number of classes K, >= 2.
+        discriminator_steps: discriminator updates per generator update (k), >= 1.
+        seed: seed of the model's noise.
+        **kwargs: other `keras.Model` arguments.
+
+    Call arguments:
+        inputs: a tuple (noise (B, latent_dim), labels (B,) or (B, num_classes)).
+
+    Returns:
+        The generated images, e.g. (B, 8, 8, 1).
+
+    Example:
+
+        >>> import numpy as np
+        >>> model = ACGAN(build_conditional_digits_generator(4, 10),
+        ...               build_acgan_digits_discriminator(10), latent_dim=4, num_classes=10)
+        >>> print(tuple(model.classify(model.sample(np.arange(10))).shape))
+        (10, 10)
+
+    Reference:
+        Odena, Olah and Shlens, "Conditional Image Synthesis with Auxiliary Classifier GANs",
+        ICML 2017 (https://arxiv.org/abs/1610.09585).
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        latent_dim,
+        num_classes,
+        discriminator_steps=1,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_int("latent_dim", latent_dim, 1)
+        _check_int("num_classes", num_classes, 2)
+        _check_int("discriminator_steps", discriminator_steps, 1)
+        _check_networks(generator, discriminator, latent_dim, num_classes, acgan=True)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.discriminator_steps = discriminator_steps
+        self.seed = seed
+        self._arguments = dict(
+            latent_dim=latent_dim,
+            num_classes=num_classes,
+            discriminator_steps=discriminator_steps,
+            seed=seed,
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
+
+    def get_config(self):
+        return _config_with_networks(self, super().get_config())
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_arguments_from_config(config))
+
+    # The generator side is the conditional GAN's: same call, sampling, noise and updates.
+    call = ConditionalGAN.call
+    sample = ConditionalGAN.sample
+    updates = ConditionalGAN.updates
+    _fake = ConditionalGAN._fake
+
+    def classify(self, images):
+        """The class logits (B, num_classes) of the discriminator's auxiliary head."""
+        return self.discriminator(images)[1]
+
+    def discriminator_loss(self, data):
+        images, one_hot = _images_and_labels(data, self.num_classes)
+        real_logits, real_class_logits = self.discriminator(images)
+        fake_logits, fake_class_logits = self.discriminator(self._fake(one_hot))
+        return (
+            discriminator_loss(real_logits, fake_logits)
+            + _class_cross_entropy(one_hot, real_class_logits)
+            + _class_cross_entropy(one_hot, fake_class_logits)
+        )
+
+    def generator_loss(self, data):
+        _, one_hot = _images_and_labels(data, self.num_classes)
+        fake_logits, fake_class_logits = self.discriminator(self._fake(one_hot))
+        return generator_loss(fake_logits) + _class_cross_entropy(one_hot, fake_class_logits)
+
+
+# Default networks for 8×8×1 digits in [-1, 1]. Small enough to train in seconds on a CPU.
+
+
+def build_digits_generator(latent_dim):
+    """Noise (B, latent_dim) → Dense → (B, 2, 2, 32) → two ×2 transposed convolutions → tanh."""
+    noise = keras.Input((latent_dim,), name="noise")
+    return keras.Model(noise, _upsample(noise), name="digits_generator")
+
+
+def build_digits_discriminator():
+    """Images (B, 8, 8, 1) → two strided Conv2D + LeakyReLU → Dense(1) logit."""
+    images = keras.Input(_DIGITS_SHAPE, name="images")
+    features = keras.layers.Flatten()(_downsample(images))
+    return keras.Model(images, keras.layers.Dense(1)(features), name="digits_discriminator")
+
+
+def build_conditional_digits_generator(latent_dim, num_classes, conditioning="concatenate"):
+    """[noise (B, latent_dim), one-hot (B, K)] → images (B, 8, 8, 1), label wired by
+    `conditioning`: concatenated to the noise ("concatenate"), also appended as channels of the
+    4×4 feature map ("label_channels"), or FiLM after each hidden upsampling ("film")."""
+    _check_conditioning(conditioning)
+    noise = keras.Input((latent_dim,), name="noise")
+    labels = keras.Input((num_classes,), name="labels")
+    if conditioning == "film":
+        images = _upsample(noise, labels, film=True)
+    else:
+        joined = keras.layers.Concatenate()([noise, labels])  # (B, latent_dim + K)
+        images = _upsample(joined, labels, label_channels=conditioning == "label_channels")
+    return keras.Model([noise, labels], images, name="conditional_digits_generator")
+
+
+def build_conditional_digits_discriminator(num_classes, conditioning="concatenate"):
+    """[images (B, 8, 8, 1), one-hot (B, K)] → logit (B, 1), label wired by `conditioning`:
+    concatenated to the flattened features before a hidden Dense ("concatenate"), appended to
+    the image as channels ("label_channels"), or FiLM after each convolution ("film")."""
+    _check_conditioning(conditioning)
+    images = keras.Input(_DIGITS_SHAPE, name="images")
+    labels = keras.Input((num_classes,), name="labels")
+    if conditioning == "label_channels":
+        features = _downsample(LabelChannels(num_classes)(images, labels))  # (B, 8, 8, 1 + K)
+    else:
+        features = _downsample(images, labels if conditioning == "film" else None)
+    features = keras.layers.Flatten()(features)
+    if conditioning == "concatenate":
+        features = keras.layers.Concatenate()([features, labels])
+        features = keras.layers.Dense(32)(features)
+        features = keras.layers.LeakyReLU(0.2)(features)
+    logits = keras.layers.Dense(1)(features)
+    return keras.Model([images, labels], logits, name="conditional_digits_discriminator")
+
+
+def build_acgan_digits_discriminator(num_classes):
+    """Images (B, 8, 8, 1) → [real/fake logit (B, 1), class logits (B, K)] from shared features."""
+    images = keras.Input(_DIGITS_SHAPE, name="images")
+    features = keras.layers.Flatten()(_downsample(images))
+    outputs = [keras.layers.Dense(1, name="logit")(features)]
+    outputs.append(keras.layers.Dense(num_classes, name="class_logits")(features))
+    return keras.Model(images, outputs, name="acgan_digits_discriminator")
+
+
+def _upsample(inputs, labels=None, film=False, label_channels=False):
+    features = keras.layers.Dense(2 * 2 * 32, activation="relu")(inputs)
+    features = keras.layers.Reshape((2, 2, 32))(features)  # (B, 2, 2, 32)
+    features = TransposedConv2D(16, 4, strides=2, padding="same")(features)  # (B, 4, 4, 16)
+    if film:
+        features = FiLM()(features, labels)
+    if label_channels:
+        features = LabelChannels(labels.shape[-1])(features, labels)  # (B, 4, 4, 16 + K)
+    features = keras.layers.ReLU()(features)
+    return TransposedConv2D(1, 4, strides=2, padding="same", activation="tanh")(features)
+
+
+def _downsample(images, film_labels=None):
+    features = images
+    for filters in (16, 32):  # (B, 8, 8, C) → (B, 4, 4, 16) → (B, 2, 2, 32)
+        features = keras.layers.Conv2D(filters, 3, strides=2, padding="same")(features)
+        if film_labels is not None:
+            features = FiLM()(features, film_labels)
+        features = keras.layers.LeakyReLU(0.2)(features)
+    return features
