@@ -39,6 +39,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 # The stages of `dlkit demo`: (recipe name, overrides). Each runs on embedded data.
 DEMO_STAGES: list[tuple[str, dict[str, Any]]] = [
     ("classifier_digits", {"epochs": 5}),
+    ("vae_digits", {"epochs": 10}),
+    ("gan_digits", {"epochs": 40}),
 ]
 
 
