@@ -185,7 +185,9 @@ def verify(path: str | os.PathLike, inputs, expected, atol: float = 1e-5) -> flo
         import tensorflow as tf
 
         restored = tf.saved_model.load(str(path))  # keep a reference while serving
-        result = restored.serve(*[tf.constant(x) for x in inputs])
+        tensors = [tf.constant(x) for x in inputs]
+        # A network with several inputs serves them as one list argument, as Keras exports it.
+        result = restored.serve(tensors if len(tensors) > 1 else tensors[0])
         outputs = [np.asarray(t) for t in keras.tree.flatten(result)]
     else:
         raise ValueError(
