@@ -124,7 +124,7 @@ def _class_cross_entropy(one_hot_labels, class_logits):
 
 def _config_with_networks(model, config):
     """A model's config: its arguments plus its serialised generator and discriminator."""
-    config = {**config, **model._arguments}
+    config = {**config, **{name: getattr(model, name) for name in model._CONFIG_ARGUMENTS}}
     for name in ("generator", "discriminator"):
         config[name] = keras.saving.serialize_keras_object(getattr(model, name))
     return config
@@ -185,6 +185,9 @@ class GAN(AlternatingModel):
         (https://arxiv.org/abs/1406.2661).
     """
 
+    # Constructor arguments other than the networks, stored as same-named attributes.
+    _CONFIG_ARGUMENTS = ("latent_dim", "discriminator_steps", "saturating", "seed")
+
     def __init__(
         self,
         generator,
@@ -205,12 +208,6 @@ class GAN(AlternatingModel):
         self.discriminator_steps = discriminator_steps
         self.saturating = bool(saturating)
         self.seed = seed
-        self._arguments = dict(
-            latent_dim=latent_dim,
-            discriminator_steps=discriminator_steps,
-            saturating=self.saturating,
-            seed=seed,
-        )
         self.seed_generator = keras.random.SeedGenerator(seed)
         # A second stream for `sample`, so that sampling never changes the training noise.
         self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
@@ -304,6 +301,9 @@ class ConditionalGAN(AlternatingModel):
         (https://arxiv.org/abs/1411.1784).
     """
 
+    # Constructor arguments other than the networks, stored as same-named attributes.
+    _CONFIG_ARGUMENTS = ("latent_dim", "num_classes", "conditioning", "discriminator_steps", "seed")
+
     def __init__(
         self,
         generator,
@@ -332,13 +332,6 @@ class ConditionalGAN(AlternatingModel):
         self.conditioning = conditioning
         self.discriminator_steps = discriminator_steps
         self.seed = seed
-        self._arguments = dict(
-            latent_dim=latent_dim,
-            num_classes=num_classes,
-            conditioning=conditioning,
-            discriminator_steps=discriminator_steps,
-            seed=seed,
-        )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
 
@@ -436,6 +429,9 @@ class ACGAN(AlternatingModel):
         ICML 2017 (https://arxiv.org/abs/1610.09585).
     """
 
+    # Constructor arguments other than the networks, stored as same-named attributes.
+    _CONFIG_ARGUMENTS = ("latent_dim", "num_classes", "discriminator_steps", "seed")
+
     def __init__(
         self,
         generator,
@@ -457,12 +453,6 @@ class ACGAN(AlternatingModel):
         self.num_classes = num_classes
         self.discriminator_steps = discriminator_steps
         self.seed = seed
-        self._arguments = dict(
-            latent_dim=latent_dim,
-            num_classes=num_classes,
-            discriminator_steps=discriminator_steps,
-            seed=seed,
-        )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
 
