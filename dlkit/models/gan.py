@@ -13,8 +13,15 @@ import copy
 import keras
 from keras import ops
 
-from dlkit.layers import FiLM, LabelChannels, TransposedConv2D
+from dlkit.layers import LabelChannels
 from dlkit.losses import discriminator_loss, generator_loss
+from dlkit.models._networks import (
+    DIGITS_SHAPE,
+    check_image_shape,
+    check_int,
+    downsample,
+    upsample,
+)
 from dlkit.training import AlternatingModel, Update
 
 __all__ = [
@@ -30,14 +37,6 @@ __all__ = [
 ]
 
 CONDITIONING_MODES = ("concatenate", "label_channels", "film")
-_DIGITS_SHAPE = (8, 8, 1)
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
-        )
 
 
 def _check_conditioning(conditioning):
@@ -199,8 +198,8 @@ class GAN(AlternatingModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_int("latent_dim", latent_dim, 1)
-        _check_int("discriminator_steps", discriminator_steps, 1)
+        check_int("latent_dim", latent_dim, 1)
+        check_int("discriminator_steps", discriminator_steps, 1)
         _check_networks(generator, discriminator, latent_dim)
         self.generator = generator
         self.discriminator = discriminator
@@ -224,7 +223,7 @@ class GAN(AlternatingModel):
 
     def sample(self, num_samples):
         """Generates `num_samples` samples from fresh seeded noise."""
-        _check_int("num_samples", num_samples, 1)
+        check_int("num_samples", num_samples, 1)
         noise = keras.random.normal((num_samples, self.latent_dim), seed=self.sample_seed_generator)
         return self.generator(noise)
 
@@ -316,10 +315,10 @@ class ConditionalGAN(AlternatingModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_int("latent_dim", latent_dim, 1)
-        _check_int("num_classes", num_classes, 2)
+        check_int("latent_dim", latent_dim, 1)
+        check_int("num_classes", num_classes, 2)
         _check_conditioning(conditioning)
-        _check_int("discriminator_steps", discriminator_steps, 1)
+        check_int("discriminator_steps", discriminator_steps, 1)
         if generator is None:
             generator = build_conditional_digits_generator(latent_dim, num_classes, conditioning)
         if discriminator is None:
@@ -443,9 +442,9 @@ class ACGAN(AlternatingModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_int("latent_dim", latent_dim, 1)
-        _check_int("num_classes", num_classes, 2)
-        _check_int("discriminator_steps", discriminator_steps, 1)
+        check_int("latent_dim", latent_dim, 1)
+        check_int("num_classes", num_classes, 2)
+        check_int("discriminator_steps", discriminator_steps, 1)
         _check_networks(generator, discriminator, latent_dim, num_classes, acgan=True)
         self.generator = generator
         self.discriminator = discriminator
@@ -489,48 +488,64 @@ class ACGAN(AlternatingModel):
         return generator_loss(fake_logits) + _class_cross_entropy(one_hot, fake_class_logits)
 
 
-# Default networks for 8×8×1 digits in [-1, 1]. Small enough to train in seconds on a CPU.
+# Default networks for 8×8×1 digits in [-1, 1] (other shapes through `image_shape`). Small
+# enough to train in seconds on a CPU.
 
 
-def build_digits_generator(latent_dim):
-    """Noise (B, latent_dim) → Dense → (B, 2, 2, 32) → two ×2 transposed convolutions → tanh."""
+def build_digits_generator(latent_dim, image_shape=DIGITS_SHAPE):
+    """Noise (B, latent_dim) → Dense → (B, H/4, W/4, 32) → two ×2 transposed convolutions → tanh.
+
+    `image_shape` (H, W, C), H and W divisible by 4, defaults to the 8×8×1 digits.
+    """
+    check_int("latent_dim", latent_dim, 1)
+    image_shape = check_image_shape(image_shape)
     noise = keras.Input((latent_dim,), name="noise")
-    return keras.Model(noise, _upsample(noise), name="digits_generator")
+    return keras.Model(noise, upsample(noise, image_shape), name="digits_generator")
 
 
-def build_digits_discriminator():
-    """Images (B, 8, 8, 1) → two strided Conv2D + LeakyReLU → Dense(1) logit."""
-    images = keras.Input(_DIGITS_SHAPE, name="images")
-    features = keras.layers.Flatten()(_downsample(images))
+def build_digits_discriminator(image_shape=DIGITS_SHAPE):
+    """Images (B, H, W, C) → two strided Conv2D + LeakyReLU → Dense(1) logit."""
+    images = keras.Input(check_image_shape(image_shape), name="images")
+    features = keras.layers.Flatten()(downsample(images))
     return keras.Model(images, keras.layers.Dense(1)(features), name="digits_discriminator")
 
 
-def build_conditional_digits_generator(latent_dim, num_classes, conditioning="concatenate"):
-    """[noise (B, latent_dim), one-hot (B, K)] → images (B, 8, 8, 1), label wired by
+def build_conditional_digits_generator(
+    latent_dim, num_classes, conditioning="concatenate", image_shape=DIGITS_SHAPE
+):
+    """[noise (B, latent_dim), one-hot (B, K)] → images (B, H, W, C), label wired by
     `conditioning`: concatenated to the noise ("concatenate"), also appended as channels of the
-    4×4 feature map ("label_channels"), or FiLM after each hidden upsampling ("film")."""
+    hidden feature map ("label_channels"), or FiLM after the hidden upsampling ("film")."""
+    check_int("latent_dim", latent_dim, 1)
+    check_int("num_classes", num_classes, 2)
     _check_conditioning(conditioning)
+    image_shape = check_image_shape(image_shape)
     noise = keras.Input((latent_dim,), name="noise")
     labels = keras.Input((num_classes,), name="labels")
     if conditioning == "film":
-        images = _upsample(noise, labels, film=True)
+        images = upsample(noise, image_shape, labels, film=True)
     else:
         joined = keras.layers.Concatenate()([noise, labels])  # (B, latent_dim + K)
-        images = _upsample(joined, labels, label_channels=conditioning == "label_channels")
+        images = upsample(
+            joined, image_shape, labels, label_channels=conditioning == "label_channels"
+        )
     return keras.Model([noise, labels], images, name="conditional_digits_generator")
 
 
-def build_conditional_digits_discriminator(num_classes, conditioning="concatenate"):
-    """[images (B, 8, 8, 1), one-hot (B, K)] → logit (B, 1), label wired by `conditioning`:
+def build_conditional_digits_discriminator(
+    num_classes, conditioning="concatenate", image_shape=DIGITS_SHAPE
+):
+    """[images (B, H, W, C), one-hot (B, K)] → logit (B, 1), label wired by `conditioning`:
     concatenated to the flattened features before a hidden Dense ("concatenate"), appended to
     the image as channels ("label_channels"), or FiLM after each convolution ("film")."""
+    check_int("num_classes", num_classes, 2)
     _check_conditioning(conditioning)
-    images = keras.Input(_DIGITS_SHAPE, name="images")
+    images = keras.Input(check_image_shape(image_shape), name="images")
     labels = keras.Input((num_classes,), name="labels")
     if conditioning == "label_channels":
-        features = _downsample(LabelChannels(num_classes)(images, labels))  # (B, 8, 8, 1 + K)
+        features = downsample(LabelChannels(num_classes)(images, labels))  # (B, H, W, C + K)
     else:
-        features = _downsample(images, labels if conditioning == "film" else None)
+        features = downsample(images, labels if conditioning == "film" else None)
     features = keras.layers.Flatten()(features)
     if conditioning == "concatenate":
         features = keras.layers.Concatenate()([features, labels])
@@ -540,32 +555,11 @@ def build_conditional_digits_discriminator(num_classes, conditioning="concatenat
     return keras.Model([images, labels], logits, name="conditional_digits_discriminator")
 
 
-def build_acgan_digits_discriminator(num_classes):
-    """Images (B, 8, 8, 1) → [real/fake logit (B, 1), class logits (B, K)] from shared features."""
-    images = keras.Input(_DIGITS_SHAPE, name="images")
-    features = keras.layers.Flatten()(_downsample(images))
+def build_acgan_digits_discriminator(num_classes, image_shape=DIGITS_SHAPE):
+    """Images (B, H, W, C) → [real/fake logit (B, 1), class logits (B, K)] from shared features."""
+    check_int("num_classes", num_classes, 2)
+    images = keras.Input(check_image_shape(image_shape), name="images")
+    features = keras.layers.Flatten()(downsample(images))
     outputs = [keras.layers.Dense(1, name="logit")(features)]
     outputs.append(keras.layers.Dense(num_classes, name="class_logits")(features))
     return keras.Model(images, outputs, name="acgan_digits_discriminator")
-
-
-def _upsample(inputs, labels=None, film=False, label_channels=False):
-    features = keras.layers.Dense(2 * 2 * 32, activation="relu")(inputs)
-    features = keras.layers.Reshape((2, 2, 32))(features)  # (B, 2, 2, 32)
-    features = TransposedConv2D(16, 4, strides=2, padding="same")(features)  # (B, 4, 4, 16)
-    if film:
-        features = FiLM()(features, labels)
-    if label_channels:
-        features = LabelChannels(labels.shape[-1])(features, labels)  # (B, 4, 4, 16 + K)
-    features = keras.layers.ReLU()(features)
-    return TransposedConv2D(1, 4, strides=2, padding="same", activation="tanh")(features)
-
-
-def _downsample(images, film_labels=None):
-    features = images
-    for filters in (16, 32):  # (B, 8, 8, C) → (B, 4, 4, 16) → (B, 2, 2, 32)
-        features = keras.layers.Conv2D(filters, 3, strides=2, padding="same")(features)
-        if film_labels is not None:
-            features = FiLM()(features, film_labels)
-        features = keras.layers.LeakyReLU(0.2)(features)
-    return features

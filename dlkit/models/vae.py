@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import keras
 from keras import ops
@@ -361,15 +362,27 @@ def _encoder_head(hidden, latent_dim):
     return [mean, log_variance]
 
 
-def _decoder_body(code):
+def _decoder_body(code, image_shape):
     hidden = keras.layers.Dense(_HIDDEN_UNITS, activation="relu")(code)
     # Sigmoid: pixel intensities in [0, 1], the means of the Bernoulli likelihood.
-    pixels = keras.layers.Dense(8 * 8, activation="sigmoid")(hidden)  # (B, 64)
-    return keras.layers.Reshape((8, 8, 1))(pixels)  # (B, 8, 8, 1)
+    pixels = keras.layers.Dense(math.prod(image_shape), activation="sigmoid")(hidden)  # (B, HWC)
+    return keras.layers.Reshape(image_shape)(pixels)  # (B, H, W, C)
 
 
-def build_digits_vae_encoder(latent_dim):
+def _check_image_shape(image_shape):
+    shape = tuple(image_shape) if isinstance(image_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ValueError(
+            "Expected `image_shape` (height, width, channels) of positive integers. "
+            f"Received: image_shape={image_shape!r}"
+        )
+    return shape
+
+
+def build_digits_vae_encoder(latent_dim, image_shape=(8, 8, 1)):
     """Builds a small dense VAE encoder for 8x8x1 digits: x → [mean, log_variance].
+
+    `image_shape` sizes it for other images, e.g. (28, 28, 1) for MNIST.
 
     Example:
 
@@ -377,13 +390,15 @@ def build_digits_vae_encoder(latent_dim):
         [(None, 2), (None, 2)]
     """
     _check_positive_int("latent_dim", latent_dim)
-    inputs = keras.Input((8, 8, 1))
-    flat = keras.layers.Flatten()(inputs)  # (B, 64)
+    inputs = keras.Input(_check_image_shape(image_shape))
+    flat = keras.layers.Flatten()(inputs)  # (B, H·W·C)
     return keras.Model(inputs, _encoder_head(flat, latent_dim), name="encoder")
 
 
-def build_digits_vae_decoder(latent_dim):
+def build_digits_vae_decoder(latent_dim, image_shape=(8, 8, 1)):
     """Builds a small VAE decoder for 8x8x1 digits: z (B, latent_dim) → images in [0, 1].
+
+    `image_shape` sizes it for other images, e.g. (28, 28, 1) for MNIST.
 
     Example:
 
@@ -391,11 +406,12 @@ def build_digits_vae_decoder(latent_dim):
         (None, 8, 8, 1)
     """
     _check_positive_int("latent_dim", latent_dim)
+    image_shape = _check_image_shape(image_shape)
     code = keras.Input((latent_dim,))
-    return keras.Model(code, _decoder_body(code), name="decoder")
+    return keras.Model(code, _decoder_body(code, image_shape), name="decoder")
 
 
-def build_digits_cvae_encoder(latent_dim, num_classes=10):
+def build_digits_cvae_encoder(latent_dim, num_classes=10, image_shape=(8, 8, 1)):
     """Builds a conditional encoder: [x (B, 8, 8, 1), one_hot (B, K)] → [mean, log_variance].
 
     The label is concatenated to the flattened image (`LabelChannels` on a flat input).
@@ -407,16 +423,16 @@ def build_digits_cvae_encoder(latent_dim, num_classes=10):
     """
     _check_positive_int("latent_dim", latent_dim)
     _check_positive_int("num_classes", num_classes)
-    images = keras.Input((8, 8, 1))
+    images = keras.Input(_check_image_shape(image_shape))
     one_hot = keras.Input((num_classes,))
-    flat = keras.layers.Flatten()(images)  # (B, 64)
+    flat = keras.layers.Flatten()(images)  # (B, H·W·C)
     # On a flat input LabelChannels concatenates the label: the dense case of [notes §6.3].
-    hidden = LabelChannels(num_classes)(flat, one_hot)  # (B, 64 + K)
+    hidden = LabelChannels(num_classes)(flat, one_hot)  # (B, H·W·C + K)
     outputs = _encoder_head(hidden, latent_dim)
     return keras.Model([images, one_hot], outputs, name="encoder")
 
 
-def build_digits_cvae_decoder(latent_dim, num_classes=10):
+def build_digits_cvae_decoder(latent_dim, num_classes=10, image_shape=(8, 8, 1)):
     """Builds a conditional decoder: [z (B, latent_dim), one_hot (B, K)] → images (B, 8, 8, 1).
 
     The label is concatenated to the code, the dense case of [notes §6.3].
@@ -428,7 +444,8 @@ def build_digits_cvae_decoder(latent_dim, num_classes=10):
     """
     _check_positive_int("latent_dim", latent_dim)
     _check_positive_int("num_classes", num_classes)
+    image_shape = _check_image_shape(image_shape)
     code = keras.Input((latent_dim,))
     one_hot = keras.Input((num_classes,))
     hidden = keras.layers.Concatenate()([code, one_hot])  # (B, latent_dim + K)
-    return keras.Model([code, one_hot], _decoder_body(hidden), name="decoder")
+    return keras.Model([code, one_hot], _decoder_body(hidden, image_shape), name="decoder")

@@ -2,6 +2,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 from dlkit.data import digits
 from dlkit.recipes import vae_digits
@@ -21,3 +22,28 @@ def test_tiny_config_improves_the_elbo_and_writes_every_artefact(tmp_path):
     images, _ = digits("test")
     restored = keras.saving.load_model(tmp_path / "model.keras")
     assert restored.reconstruct(images[:4]).shape == (4, 8, 8, 1)
+
+
+def test_a_tfds_dataset_trains_networks_sized_to_its_images(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from dlkit.data import datasets
+
+    monkeypatch.setattr(datasets, "_check_download_reachable", lambda timeout: True)
+    config = vae_digits.Config(
+        epochs=1,
+        dataset="mnist",
+        data_dir=str(tmp_path / "tfds"),
+        output_dir=str(tmp_path / "run"),
+        verbose=0,
+    )
+    with tfds.testing.mock_data(num_examples=64):
+        results = vae_digits.main(config)
+    assert results["dataset"] == "mnist"
+    assert np.isfinite(results["test_elbo"])
+    restored = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert tuple(restored.sample(2).shape) == (2, 28, 28, 1)
+
+
+def test_unknown_dataset_is_rejected():
+    with pytest.raises(ValueError, match="dataset"):
+        vae_digits.Config(dataset="imagenet")

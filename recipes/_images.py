@@ -1,0 +1,155 @@
+"""Shared by the generative recipes: training images by dataset name, and a digits judge.
+
+``load_images`` returns the embedded 8×8 digits as NumPy arrays (the default, offline) or a
+tensorflow-datasets image dataset (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``) as
+batched ``tf.data`` pipelines, in one shape that ``fit`` accepts either way.
+
+The judge is the ``classifier_digits`` CNN trained on the real digits: it labels generated
+images, which measures class coverage of an unconditional generator and the share of
+conditional samples drawn in the requested class [notes ch. 6].
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dlkit.data import DATASETS, DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits, load
+
+# The image datasets a generative recipe accepts by its `dataset` field.
+DATASET_CHOICES = ("digits", *(name for name in DATASETS if "/" not in name))
+# Epochs of the judge's training on the embedded digits (test accuracy about 0.97).
+_JUDGE_EPOCHS = 8
+
+
+def check_dataset(dataset: str) -> None:
+    """Raises ValueError unless `dataset` is one of ``DATASET_CHOICES``."""
+    if dataset not in DATASET_CHOICES:
+        raise ValueError(
+            f"Expected `dataset` to be one of {DATASET_CHOICES}. Received: dataset={dataset!r}"
+        )
+
+
+@dataclass
+class Images:
+    """Training and test images of one dataset, with the shapes a model needs.
+
+    ``train`` and ``test`` are ``(images, labels)`` NumPy arrays for the digits, or batched
+    ``tf.data`` datasets of ``(images, labels)`` for a tensorflow-datasets dataset.
+    """
+
+    name: str
+    train: Any
+    test: Any
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    batch_size: int
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.name == "digits"
+
+    def fit_arguments(self, split: str = "train", labels: bool = True) -> dict:
+        """Keyword arguments of ``fit`` (split "train") or ``evaluate`` (split "test") feeding
+        `split`, with or without labels."""
+        data = self.train if split == "train" else self.test
+        if not self.is_embedded:
+            arguments = {"x": data if labels else data.map(lambda images, _: images)}
+            if split == "train":
+                arguments["shuffle"] = False  # the pipeline shuffles itself
+            return arguments
+        images, class_labels = data
+        arguments = {"x": images, "batch_size": self.batch_size}
+        if labels:
+            arguments["y"] = class_labels
+        return arguments
+
+    def test_arrays(self, limit: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+        """Up to `limit` test images and labels as NumPy arrays."""
+        if self.is_embedded:
+            images, class_labels = self.test
+            return images[:limit], class_labels[:limit]
+        images, class_labels, count = [], [], 0
+        for batch_images, batch_labels in self.test:
+            images.append(np.asarray(batch_images))
+            class_labels.append(np.asarray(batch_labels))
+            count += len(class_labels[-1])
+            if count >= limit:
+                break
+        return np.concatenate(images)[:limit], np.concatenate(class_labels)[:limit]
+
+
+def load_images(
+    dataset: str,
+    value_range: tuple[float, float],
+    batch_size: int,
+    seed: int,
+    data_dir: str | None = None,
+) -> Images:
+    """The train and test images of `dataset` ("digits" or a tensorflow-datasets name)."""
+    check_dataset(dataset)
+    if dataset == "digits":
+        return Images(
+            name=dataset,
+            train=digits("train", value_range=value_range, seed=seed),
+            test=digits("test", value_range=value_range, seed=seed),
+            image_shape=DIGITS_SHAPE,
+            num_classes=NUM_DIGIT_CLASSES,
+            batch_size=batch_size,
+        )
+    description = DATASETS[dataset]
+    common = {"batch_size": batch_size, "value_range": value_range, "data_dir": data_dir or None}
+    return Images(
+        name=dataset,
+        train=load(dataset, "train", shuffle=True, seed=seed, **common),
+        test=load(dataset, "test", shuffle=False, **common),
+        image_shape=tuple(description["image_shape"]),
+        num_classes=description["num_classes"],
+        batch_size=batch_size,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def digits_judge(seed: int = 0):
+    """The ``classifier_digits`` CNN trained on the real digits, cached per seed."""
+    from dlkit.recipes import classifier_digits
+
+    classifier = classifier_digits.build_model(classifier_digits.Config(seed=seed))
+    images, labels = digits("train", seed=seed)
+    classifier.fit(images, labels, batch_size=32, epochs=_JUDGE_EPOCHS, verbose=0)
+    return classifier
+
+
+def judge_digits(images: np.ndarray, value_range: tuple[float, float], seed: int = 0) -> np.ndarray:
+    """The judge's class (N,) for each 8×8×1 image (N, 8, 8, 1) with pixels in `value_range`."""
+    images = np.asarray(images, dtype="float32")
+    if images.shape[1:] != DIGITS_SHAPE:
+        raise ValueError(
+            f"Expected digit images of shape (N, 8, 8, 1). Received: images.shape={images.shape}"
+        )
+    low, high = value_range
+    unit_images = (images - low) / (high - low)  # the judge reads pixels in [0, 1]
+    probabilities = digits_judge(seed).predict(unit_images, verbose=0)
+    return np.argmax(probabilities, axis=-1)
+
+
+def class_shares(images: np.ndarray, value_range: tuple[float, float], seed: int = 0) -> np.ndarray:
+    """Share (10,) of `images` that the judge assigns to each digit class."""
+    predictions = judge_digits(images, value_range, seed)
+    return np.bincount(predictions, minlength=NUM_DIGIT_CLASSES) / len(predictions)
+
+
+def requested_class_accuracy(
+    images: np.ndarray, labels: np.ndarray, value_range: tuple[float, float], seed: int = 0
+) -> tuple[float, np.ndarray]:
+    """Share of conditional samples the judge puts in their requested class, overall and per
+    class (10,)."""
+    labels = np.asarray(labels).reshape(-1)
+    hits = judge_digits(images, value_range, seed) == labels
+    per_class = np.array(
+        [hits[labels == label].mean() if np.any(labels == label) else np.nan for label in range(10)]
+    )
+    return float(hits.mean()), per_class
