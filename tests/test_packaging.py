@@ -89,6 +89,7 @@ PUBLIC_API = {
         "plot_latent_scatter",
         "plot_manifold",
     ],
+    "dlkit.rl": ["PrioritizedReplayBuffer", "ReplayBuffer", "RolloutBuffer", "SumTree"],
     "dlkit.testing": ["run_layer_test"],
     "dlkit.training": [
         "AlternatingModel",

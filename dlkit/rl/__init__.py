@@ -1,0 +1,11 @@
+"""Reinforcement learning of chapter 9: experience buffers, agents and their training loop.
+
+The buffers are pure NumPy: ``ReplayBuffer`` and ``PrioritizedReplayBuffer`` (on a ``SumTree``)
+for off-policy agents, ``RolloutBuffer`` with generalized advantage estimates for on-policy ones.
+"""
+
+from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
+from dlkit.rl.rollout import RolloutBuffer
+from dlkit.rl.sum_tree import SumTree
+
+__all__ = ["PrioritizedReplayBuffer", "ReplayBuffer", "RolloutBuffer", "SumTree"]
