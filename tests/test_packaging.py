@@ -89,7 +89,15 @@ PUBLIC_API = {
         "plot_latent_scatter",
         "plot_manifold",
     ],
-    "dlkit.rl": ["PrioritizedReplayBuffer", "ReplayBuffer", "RolloutBuffer", "SumTree"],
+    "dlkit.rl": [
+        "PrioritizedReplayBuffer",
+        "ReplayBuffer",
+        "RolloutBuffer",
+        "SumTree",
+        "categorical_projection",
+        "huber_loss",
+        "q_learning_targets",
+    ],
     "dlkit.testing": ["run_layer_test"],
     "dlkit.training": [
         "AlternatingModel",
