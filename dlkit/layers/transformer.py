@@ -79,16 +79,17 @@ class TransformerEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_arguments(intermediate_dim, num_heads, dropout)
-        self.intermediate_dim = intermediate_dim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.activation = keras.activations.get(activation)
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.normalize_first = normalize_first
-        self.supports_masking = True
+        _store_arguments(
+            self,
+            intermediate_dim,
+            num_heads,
+            dropout,
+            activation,
+            layer_norm_epsilon,
+            kernel_initializer,
+            bias_initializer,
+            normalize_first,
+        )
 
     def build(self, inputs_shape):
         key_dim = _key_dim(self.num_heads, inputs_shape[-1])
@@ -196,16 +197,17 @@ class TransformerDecoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_arguments(intermediate_dim, num_heads, dropout)
-        self.intermediate_dim = intermediate_dim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.activation = keras.activations.get(activation)
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.normalize_first = normalize_first
-        self.supports_masking = True
+        _store_arguments(
+            self,
+            intermediate_dim,
+            num_heads,
+            dropout,
+            activation,
+            layer_norm_epsilon,
+            kernel_initializer,
+            bias_initializer,
+            normalize_first,
+        )
 
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
         shape = decoder_sequence_shape
@@ -275,6 +277,30 @@ class TransformerDecoder(keras.layers.Layer):
         config = super().get_config()
         config.update(_config(self))
         return config
+
+
+def _store_arguments(
+    layer,
+    intermediate_dim,
+    num_heads,
+    dropout,
+    activation,
+    layer_norm_epsilon,
+    kernel_initializer,
+    bias_initializer,
+    normalize_first,
+):
+    """Checks and stores the constructor arguments shared by the encoder and decoder blocks."""
+    _check_arguments(intermediate_dim, num_heads, dropout)
+    layer.intermediate_dim = intermediate_dim
+    layer.num_heads = num_heads
+    layer.dropout = dropout
+    layer.activation = keras.activations.get(activation)
+    layer.layer_norm_epsilon = layer_norm_epsilon
+    layer.kernel_initializer = keras.initializers.get(kernel_initializer)
+    layer.bias_initializer = keras.initializers.get(bias_initializer)
+    layer.normalize_first = normalize_first
+    layer.supports_masking = True
 
 
 def _check_arguments(intermediate_dim, num_heads, dropout):
