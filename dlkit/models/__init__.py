@@ -8,6 +8,7 @@ the embedded 8×8 digits.
 """
 
 from dlkit.models.autoencoder import Autoencoder, build_conv_autoencoder, build_dense_autoencoder
+from dlkit.models.cyclegan import ADVERSARIAL_LOSSES, CycleGAN, build_digits_cyclegan_networks
 from dlkit.models.gan import (
     ACGAN,
     CONDITIONING_MODES,
@@ -30,12 +31,14 @@ from dlkit.models.vae import (
 
 __all__ = [
     "ACGAN",
+    "ADVERSARIAL_LOSSES",
     "CONDITIONING_MODES",
     "GAN",
     "VAE",
     "Autoencoder",
     "ConditionalGAN",
     "ConditionalVAE",
+    "CycleGAN",
     "build_acgan_digits_discriminator",
     "build_conditional_digits_discriminator",
     "build_conditional_digits_generator",
@@ -43,6 +46,7 @@ __all__ = [
     "build_dense_autoencoder",
     "build_digits_cvae_decoder",
     "build_digits_cvae_encoder",
+    "build_digits_cyclegan_networks",
     "build_digits_discriminator",
     "build_digits_generator",
     "build_digits_vae_decoder",

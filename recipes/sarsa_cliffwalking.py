@@ -1,0 +1,235 @@
+"""Walk the cliff with tabular SARSA or Q-learning and draw the greedy path each one learns.
+
+CliffWalking is a 4x12 grid: start bottom left, goal bottom right, the cells between them a
+cliff. Each step costs 1; a step into the cliff costs 100 and sends the agent back to the
+start. The shortest path runs along the cliff edge (13 steps, return −13). SARSA [notes
+§9.1.3, eq. 9.19] learns the value of the ε-greedy policy it follows, random steps included;
+next to the edge those random steps sometimes fall, so SARSA learns to keep away from it and
+its greedy path takes the top row (17 steps, return −17), even after ε has decayed to 0.
+Q-learning [notes §9.1.1] learns the values of the greedy policy whatever it does while
+exploring, so its greedy path is the optimal one along the edge (``--algorithm q_learning``).
+While ε is large, the episodes Q-learning plays along the edge fall more often, so its
+training returns are the lower of the two.
+
+CliffWalking-v1 has no time limit: the recipe cuts episodes at ``max_episode_steps`` (a
+truncation, through which the target still bootstraps).
+
+Artefacts in ``output_dir``: ``q_table.npz`` (the agent: ``SARSA.load`` or
+``QLearning.load``), ``path.png`` (state values max_a Q(s, a) as colour, the cliff, the greedy
+action of each cell and the greedy path from the start), ``returns.png`` (training returns
+and their moving average) and ``metrics.json``. A run writes ``checkpoint.npz`` every
+``checkpoint_every`` episodes and at the end; if one exists, the next run continues from it
+up to ``total_timesteps`` in all.
+
+Run: ``dlkit run sarsa_cliffwalking --algorithm q_learning`` or
+``python recipes/sarsa_cliffwalking.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from dlkit.rl.tabular import SARSA, QLearning
+
+ALGORITHMS = {"sarsa": SARSA, "q_learning": QLearning}
+SHAPE = (4, 12)
+START, GOAL = (3, 0), (3, 11)
+# CliffWalking's actions: 0 up, 1 right, 2 down, 3 left.
+ARROWS = ("↑", "→", "↓", "←")
+# Episodes in the moving average of returns.png.
+AVERAGE_WINDOW = 50
+
+
+@dataclass
+class Config:
+    algorithm: str = "sarsa"
+    """sarsa (on-policy, the safe path) or q_learning (off-policy, the edge)."""
+    expected: bool = False
+    """With sarsa: the Expected SARSA target (the mean over the ε-greedy policy)."""
+    total_timesteps: int = 20_000
+    """Environment steps of training in all (a resumed run counts the checkpoint's steps)."""
+    learning_rate: float = 0.5
+    """Step size α of the TD update, in (0, 1]."""
+    gamma: float = 0.99
+    """Discount factor γ."""
+    epsilon_final: float = 0.0
+    """ε at the end of the decay (it starts at 1)."""
+    exploration_fraction: float = 0.5
+    """Share of total_timesteps over which ε decays linearly, in (0, 1]."""
+    max_episode_steps: int = 500
+    """Steps after which an episode is truncated (the environment has no limit of its own)."""
+    checkpoint_every: int = 200
+    """Episodes between checkpoints (output_dir/checkpoint.npz)."""
+    seed: int = 0
+    """Seed of exploration, tie-breaks and the environment's resets."""
+    output_dir: str = "runs/sarsa_cliffwalking"
+    """Folder for the table, figures, metrics and the resumable checkpoint."""
+    verbose: int = 1
+    """1: a progress line every 100 episodes; 0: silent."""
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"Expected algorithm to be one of {tuple(ALGORITHMS)}. "
+                f"Received: algorithm={self.algorithm!r}"
+            )
+        if self.expected and self.algorithm != "sarsa":
+            raise ValueError(
+                "Expected expected=False unless algorithm='sarsa'. "
+                f"Received: expected={self.expected}, algorithm={self.algorithm!r}"
+            )
+        for name in ("total_timesteps", "max_episode_steps", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Expected {name} >= 1. Received: {name}={getattr(self, name)}")
+        if not 0.0 < self.exploration_fraction <= 1.0:
+            raise ValueError(
+                "Expected exploration_fraction in (0, 1]. "
+                f"Received: exploration_fraction={self.exploration_fraction}"
+            )
+        # learning_rate, gamma and epsilon_final are checked by the agent itself.
+        QLearning(
+            1,
+            1,
+            learning_rate=self.learning_rate,
+            gamma=self.gamma,
+            epsilon_final=self.epsilon_final,
+        )
+
+
+def greedy_path(agent, env, max_steps: int) -> tuple[list[int], float]:
+    """The states the greedy policy visits from the start, and the return it collects."""
+    state, _ = env.reset(seed=0)
+    states, episode_return = [state], 0.0
+    for _ in range(max_steps):
+        state, reward, terminated, truncated, _ = env.step(agent.act(state, explore=False))
+        states.append(state)
+        episode_return += float(reward)
+        if terminated or truncated:
+            break
+    return states, episode_return
+
+
+def plot_path(agent, states: list[int], path: Path) -> None:
+    """Draws max_a Q(s, a), the cliff, each cell's greedy action and the greedy path."""
+    from matplotlib.figure import Figure
+
+    rows, columns = SHAPE
+    values = agent.q_table.max(axis=1).reshape(rows, columns)
+    policy = agent.greedy_policy().reshape(rows, columns)
+    cliff = np.zeros(SHAPE, bool)
+    cliff[3, 1:-1] = True
+    figure = Figure(figsize=(0.6 * columns + 1.5, 0.6 * rows + 0.8), dpi=100)
+    axes = figure.subplots()
+    image = axes.imshow(np.ma.masked_where(cliff, values), cmap="viridis")
+    figure.colorbar(image, ax=axes, label="max_a Q(s, a)", shrink=0.8)
+    axes.imshow(np.ma.masked_where(~cliff, np.ones(SHAPE)), cmap="Reds", vmin=0, vmax=1.5)
+    for row in range(rows):
+        for column in range(columns):
+            if cliff[row, column] or (row, column) == GOAL:
+                continue
+            arrow = ARROWS[policy[row, column]]
+            axes.text(column, row, arrow, ha="center", va="center", fontsize=9, color="white")
+    path_rows, path_columns = np.unravel_index(np.asarray(states), SHAPE)
+    axes.plot(path_columns, path_rows, "-o", color="orange", markersize=3, linewidth=2)
+    axes.text(*START[::-1], "S", ha="left", va="bottom", fontsize=9, color="orange")
+    axes.text(*GOAL[::-1], "G", ha="center", va="center", fontsize=12, color="white")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    name = type(agent).__name__
+    axes.set_title(f"{name}: greedy path of {len(states) - 1} steps")
+    figure.savefig(path, bbox_inches="tight")
+
+
+def plot_returns(returns: list[float], path: Path) -> None:
+    """Draws every training episode's return and their moving average."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3), dpi=100)
+    axes = figure.subplots()
+    episodes = np.arange(1, len(returns) + 1)
+    axes.plot(episodes, returns, ".", markersize=2, alpha=0.3, label="episode return")
+    window = min(AVERAGE_WINDOW, max(1, len(returns)))
+    if returns:
+        average = np.convolve(returns, np.ones(window) / window, mode="valid")
+        axes.plot(episodes[window - 1 :], average, label=f"mean of last {window}")
+    if returns:
+        # Early random-walk episodes cost thousands; the interesting part is near 0.
+        axes.set_ylim(max(-500.0, min(returns)) - 5.0, 0.0)
+    axes.set_xlabel("episode")
+    axes.set_ylabel("return")
+    axes.legend(fontsize=7)
+    figure.savefig(path, bbox_inches="tight")
+
+
+def main(config: Config) -> dict:
+    """Trains (or resumes) the agent, follows its greedy path and writes the artefacts."""
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    env = gym.make("CliffWalking-v1", max_episode_steps=config.max_episode_steps)
+    agent_class = ALGORITHMS[config.algorithm]
+    checkpoint = output_dir / "checkpoint.npz"
+    if checkpoint.exists():
+        # The checkpoint's own settings (ε schedule included) win over the config's.
+        agent = agent_class.load(checkpoint)
+    else:
+        extra = {"expected": config.expected} if agent_class is SARSA else {}
+        agent = agent_class.from_env(
+            env,
+            learning_rate=config.learning_rate,
+            gamma=config.gamma,
+            epsilon=1.0,
+            epsilon_final=config.epsilon_final,
+            epsilon_decay_steps=max(1, int(config.exploration_fraction * config.total_timesteps)),
+            seed=config.seed,
+            **extra,
+        )
+    resumed_from = agent.num_timesteps
+
+    def save_checkpoint(agent) -> None:
+        if agent.num_episodes % config.checkpoint_every == 0:
+            agent.save(checkpoint)
+
+    start = time.perf_counter()
+    remaining = config.total_timesteps - agent.num_timesteps
+    if remaining > 0:
+        agent.learn(env, remaining, verbose=config.verbose, callback=save_checkpoint)
+    train_seconds = time.perf_counter() - start
+    agent.save(checkpoint)
+    agent.save(output_dir / "q_table.npz")
+
+    states, path_return = greedy_path(agent, env, config.max_episode_steps)
+    plot_path(agent, states, output_dir / "path.png")
+    plot_returns(agent.episode_returns, output_dir / "returns.png")
+    rows = np.unravel_index(np.asarray(states), SHAPE)[0]
+    results = {
+        "algorithm": config.algorithm,
+        "greedy_return": path_return,
+        "greedy_path_steps": len(states) - 1,
+        "greedy_path_top_row": int(rows.min()),
+        "reaches_goal": bool(states[-1] == np.ravel_multi_index(GOAL, SHAPE)),
+        "timesteps": agent.num_timesteps,
+        "episodes": agent.num_episodes,
+        "resumed_from_timesteps": resumed_from,
+        "train_seconds": round(train_seconds, 3),
+        "final_epsilon": round(agent.current_epsilon, 4),
+        "train_mean_return_last_100": float(np.mean(agent.episode_returns[-100:] or [0.0])),
+        "config": asdict(config),
+    }
+    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+    results["files"] = {
+        name: str(output_dir / name)
+        for name in ("q_table.npz", "path.png", "returns.png", "metrics.json", "checkpoint.npz")
+    }
+    return results
+
+
+if __name__ == "__main__":
+    from dlkit.cli import recipe_entry_point
+
+    recipe_entry_point(Config, main)

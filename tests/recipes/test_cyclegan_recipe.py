@@ -1,0 +1,69 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import dlkit.data.datasets as datasets_module
+from dlkit.recipes import cyclegan
+
+
+def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
+    config = cyclegan.Config(epochs=1, identity_weight=5.0, output_dir=str(tmp_path), verbose=0)
+    results = cyclegan.main(config)
+    assert results["backend"] == keras.backend.backend()
+    assert np.isfinite(results["generators_loss"]) and np.isfinite(results["discriminators_loss"])
+    for name in ("cycle_error_a", "cycle_error_b", "translation_error_ab"):
+        assert 0.0 <= results[name] < 2.0, name
+    # Leaving the digits unchanged is far from their inversion: |a − (−a)| = 2|a|.
+    assert results["identity_mapping_error"] > 1.0
+    assert results["cycle_error_threshold"] == cyclegan.CYCLE_ERROR_THRESHOLD
+    assert isinstance(results["cycle_error_below_threshold"], bool)
+    for path in results["files"].values():
+        assert (tmp_path / path.rsplit("/", 1)[-1]).is_file(), path
+    generator = keras.saving.load_model(tmp_path / "generator_ba.keras")
+    assert tuple(generator(np.zeros((3, 8, 8, 1), "float32")).shape) == (3, 8, 8, 1)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["config"]["epochs"] == 1 and saved["transform"] == "invert"
+
+
+def test_rotate_transform_turns_the_digits():
+    images = np.arange(2 * 8 * 8, dtype="float32").reshape(2, 8, 8, 1)
+    rotated = cyclegan.transform_digits(images, "rotate")
+    np.testing.assert_array_equal(rotated[1, :, :, 0], np.rot90(images[1, :, :, 0]))
+    np.testing.assert_array_equal(cyclegan.transform_digits(images, "invert"), -images)
+
+
+def test_bad_config_values_are_rejected():
+    with pytest.raises(ValueError, match="cycle_weight"):
+        cyclegan.Config(cycle_weight=-1.0)
+    with pytest.raises(ValueError, match="transform='flip'"):
+        cyclegan.Config(transform="flip")
+    with pytest.raises(ValueError, match="dataset='mnist'"):
+        cyclegan.Config(dataset="mnist")
+    with pytest.raises(ValueError, match="image_size=30"):
+        cyclegan.Config(image_size=30)
+    with pytest.raises(ValueError, match="adversarial_loss='hinge'"):
+        cyclegan.Config(adversarial_loss="hinge")
+
+
+def test_horse2zebra_under_mock_data(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(datasets_module, "_check_download_reachable", lambda timeout: True)
+    config = cyclegan.Config(
+        dataset="horse2zebra",
+        image_size=16,
+        epochs=1,
+        batch_size=4,
+        data_dir=str(tmp_path / "data"),
+        output_dir=str(tmp_path / "run"),
+        verbose=0,
+    )
+    with tfds.testing.mock_data(num_examples=8):
+        results = cyclegan.main(config)
+    assert np.isfinite(results["generators_loss"]) and np.isfinite(results["cycle_error_a"])
+    assert "translation_error_ab" not in results  # no true translation for horses and zebras
+    generator = keras.saving.load_model(tmp_path / "run" / "generator_ab.keras")
+    assert tuple(generator(np.zeros((2, 16, 16, 3), "float32")).shape) == (2, 16, 16, 3)
+    assert (tmp_path / "run" / "translations.png").is_file()
