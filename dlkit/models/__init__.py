@@ -7,6 +7,7 @@ TensorFlow, JAX and PyTorch, save to ``.keras`` and come with builders of defaul
 the embedded 8×8 digits.
 """
 
+from dlkit.models.aae import PRIORS, AdversarialAutoencoder, build_digits_aae_networks, sample_prior
 from dlkit.models.autoencoder import Autoencoder, build_conv_autoencoder, build_dense_autoencoder
 from dlkit.models.cyclegan import ADVERSARIAL_LOSSES, CycleGAN, build_digits_cyclegan_networks
 from dlkit.models.gan import (
@@ -34,7 +35,9 @@ __all__ = [
     "ADVERSARIAL_LOSSES",
     "CONDITIONING_MODES",
     "GAN",
+    "PRIORS",
     "VAE",
+    "AdversarialAutoencoder",
     "Autoencoder",
     "ConditionalGAN",
     "ConditionalVAE",
@@ -44,6 +47,7 @@ __all__ = [
     "build_conditional_digits_generator",
     "build_conv_autoencoder",
     "build_dense_autoencoder",
+    "build_digits_aae_networks",
     "build_digits_cvae_decoder",
     "build_digits_cvae_encoder",
     "build_digits_cyclegan_networks",
@@ -51,4 +55,5 @@ __all__ = [
     "build_digits_generator",
     "build_digits_vae_decoder",
     "build_digits_vae_encoder",
+    "sample_prior",
 ]
