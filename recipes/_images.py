@@ -1,8 +1,11 @@
-"""Shared by the generative recipes: training images by dataset name, and a digits judge.
+"""Shared by the generative recipes: images by dataset name, the training run, a digits judge.
 
 ``load_images`` returns the embedded 8×8 digits as NumPy arrays (the default, offline) or a
 tensorflow-datasets image dataset (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``) as
 batched ``tf.data`` pipelines, in one shape that ``fit`` accepts either way.
+
+``check_config`` validates the usual fields of a recipe's ``Config``; ``fit`` trains with a
+resumable backup and loss curves; ``write_metrics`` ends a run.
 
 The judge is the ``classifier_digits`` CNN trained on the real digits: it labels generated
 images, which measures class coverage of an unconditional generator and the share of
@@ -12,17 +15,40 @@ conditional samples drawn in the requested class [notes ch. 6].
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlkit.data import DATASETS, DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits, load
+from dlkit.plotting import plot_image_grid
 
 # The image datasets a generative recipe accepts by its `dataset` field.
 DATASET_CHOICES = ("digits", *(name for name in DATASETS if "/" not in name))
 # Epochs of the judge's training on the embedded digits (test accuracy about 0.97).
 _JUDGE_EPOCHS = 8
+# Conditional samples: 10 per class in the grid, 100 per class (1,000) for the quality gate.
+GRID_SAMPLES_PER_CLASS = 10
+GATE_SAMPLES_PER_CLASS = 100
+GATE_THRESHOLD = 0.8
+
+
+def check_config(config, positive=(), non_negative=(), datasets=DATASET_CHOICES) -> None:
+    """Raises ValueError unless the named fields of `config` are > 0 (`positive`) or >= 0
+    (`non_negative`) and, where it has one, its `dataset` is one of `datasets`."""
+    for name in positive:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"Expected {name} > 0. Received: {name}={getattr(config, name)!r}")
+    for name in non_negative:
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"Expected {name} >= 0. Received: {name}={getattr(config, name)!r}")
+    if hasattr(config, "dataset") and config.dataset not in datasets:
+        raise ValueError(
+            f"Expected `dataset` to be one of {datasets}. Received: dataset={config.dataset!r}"
+        )
 
 
 def check_dataset(dataset: str) -> None:
@@ -153,3 +179,79 @@ def requested_class_accuracy(
         [hits[labels == label].mean() if np.any(labels == label) else np.nan for label in range(10)]
     )
     return float(hits.mean()), per_class
+
+
+def adversarial_optimizers(model, learning_rate: float) -> dict:
+    """One Adam (beta_1 = 0.5, the DCGAN setting) per update of an alternating model."""
+    import keras
+
+    return {
+        update.name: keras.optimizers.Adam(learning_rate, beta_1=0.5) for update in model.updates()
+    }
+
+
+def fit(model, fit_arguments: dict, config, output_dir: Path, callbacks=()):
+    """Trains with ``fit`` for ``config.epochs``, resuming from ``output_dir/backup`` and
+    drawing the loss curves to ``output_dir/history.png``; returns (history, train seconds)."""
+    import keras
+
+    from dlkit.callbacks import LossCurves
+
+    start = time.perf_counter()
+    history = model.fit(
+        **fit_arguments,
+        epochs=config.epochs,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
+            LossCurves(output_dir / "history.png"),
+            *callbacks,
+        ],
+        verbose=config.verbose,
+    )
+    return history, time.perf_counter() - start
+
+
+def run_summary(config, history, train_seconds: float) -> dict:
+    """What every run reports: backend, the last epoch's logged values (losses), epochs run,
+    seconds and configuration."""
+    import keras
+
+    return {
+        "backend": keras.backend.backend(),
+        **({"dataset": config.dataset} if hasattr(config, "dataset") else {}),
+        **{name: float(values[-1]) for name, values in history.history.items()},
+        "epochs_run_this_session": len(next(iter(history.history.values()), [])),
+        "train_seconds": round(train_seconds, 2),
+        "config": asdict(config),
+    }
+
+
+def write_metrics(results: dict, paths: dict) -> dict:
+    """Writes `results` to ``paths["metrics"]`` and returns them with the files' paths (a path
+    or a list of paths per name)."""
+    Path(paths["metrics"]).write_text(json.dumps(results, indent=2))
+    files = {
+        name: [str(p) for p in path] if isinstance(path, list) else str(path)
+        for name, path in paths.items()
+    }
+    return {**results, "files": files}
+
+
+def conditional_samples(sample, num_classes: int, path, value_range, images: Images, seed: int):
+    """Draws a grid of `sample(labels)` with one row per class to `path` and, on the digits,
+    returns the quality gate: the judge's requested-class accuracy over 1,000 samples."""
+    import keras
+
+    grid_labels = np.repeat(np.arange(num_classes), GRID_SAMPLES_PER_CLASS)  # 0,…,0, 1,…,1, …
+    grid = keras.ops.convert_to_numpy(sample(grid_labels))
+    plot_image_grid(grid, path, num_columns=GRID_SAMPLES_PER_CLASS, value_range=value_range)
+    if not images.is_embedded:
+        return {}
+    gate_labels = np.repeat(np.arange(num_classes), GATE_SAMPLES_PER_CLASS)
+    samples = keras.ops.convert_to_numpy(sample(gate_labels))
+    overall, per_class = requested_class_accuracy(samples, gate_labels, value_range, seed)
+    return {
+        "requested_class_accuracy": round(overall, 4),
+        "requested_class_accuracy_per_class": [round(float(a), 3) for a in per_class],
+        "meets_80_percent": overall >= GATE_THRESHOLD,
+    }

@@ -22,19 +22,16 @@ Run: ``dlkit run aae_digits --epochs 30`` or ``python recipes/aae_digits.py``.
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from dlkit import plotting
-from dlkit.callbacks import LossCurves
 from dlkit.models.aae import PRIORS, AdversarialAutoencoder, build_digits_aae_networks
-from dlkit.recipes._images import check_dataset, load_images
+from dlkit.recipes._images import check_config, fit, load_images, run_summary, write_metrics
 
 VALUE_RANGE = (0.0, 1.0)
 # Half-width of the decoded latent grid per prior: about the span of its draws.
@@ -67,23 +64,17 @@ class Config:
     """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Expected {name} >= 1. Received: {name}={getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"Expected learning_rate > 0. Received: {self.learning_rate}")
-        if self.reconstruction_weight < 0:
-            raise ValueError(
-                "Expected reconstruction_weight >= 0. "
-                f"Received: reconstruction_weight={self.reconstruction_weight}"
-            )
+        check_config(
+            self,
+            positive=("epochs", "batch_size", "learning_rate", "latent_dim"),
+            non_negative=("reconstruction_weight",),
+        )
         if self.prior not in PRIORS:
             raise ValueError(f"Expected prior in {PRIORS}. Received: prior={self.prior!r}")
         if self.prior == "mixture" and self.latent_dim < 2:
             raise ValueError(
                 f"Expected latent_dim >= 2 for the mixture prior. Received: {self.latent_dim}"
             )
-        check_dataset(self.dataset)
 
 
 def steps_per_epoch(images) -> int | None:
@@ -133,17 +124,7 @@ def main(config: Config) -> dict:
     )
     test_images, test_labels = images.test_arrays()
     error_before = reconstruction_error(model, test_images)
-    start = time.perf_counter()
-    history = model.fit(
-        **images.fit_arguments(labels=False),
-        epochs=config.epochs,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
-            LossCurves(output_dir / "history.png"),
-        ],
-        verbose=config.verbose,
-    )
-    train_seconds = time.perf_counter() - start
+    history, train_seconds = fit(model, images.fit_arguments(labels=False), config, output_dir)
 
     codes = keras.ops.convert_to_numpy(model.encode(test_images))  # (N, latent_dim)
     reconstruction = keras.ops.convert_to_numpy(model.decode(codes))
@@ -175,26 +156,21 @@ def main(config: Config) -> dict:
 
     code_mean, code_std = codes.mean(axis=0), codes.std(axis=0)
     prior_mean, prior_std = prior_codes.mean(axis=0), prior_codes.std(axis=0)
-    results = {
-        "backend": keras.backend.backend(),
-        "dataset": config.dataset,
-        # Mean squared error per pixel of the test images' reconstructions, pixels in [0, 1].
-        "test_reconstruction_error_before": error_before,
-        "test_reconstruction_error": float(np.mean((test_images - reconstruction) ** 2)),
-        "code_mean": rounded(code_mean),
-        "code_std": rounded(code_std),
-        "prior_mean": rounded(prior_mean),
-        "prior_std": rounded(prior_std),
-        "max_mean_difference": float(np.max(np.abs(code_mean - prior_mean))),
-        "max_std_difference": float(np.max(np.abs(code_std - prior_std))),
-        "final_losses": {name: float(values[-1]) for name, values in history.history.items()},
-        "epochs_run_this_session": len(history.history["reconstruction_loss"]),
-        "train_seconds": round(train_seconds, 2),
-        "config": asdict(config),
-    }
-    paths["metrics"].write_text(json.dumps(results, indent=2))
-    results["files"] = {name: str(path) for name, path in paths.items()}
-    return results
+    results = run_summary(config, history, train_seconds)
+    results.update(
+        {
+            # Mean squared error per pixel of the test images' reconstructions, pixels in [0, 1].
+            "test_reconstruction_error_before": error_before,
+            "test_reconstruction_error": float(np.mean((test_images - reconstruction) ** 2)),
+            "code_mean": rounded(code_mean),
+            "code_std": rounded(code_std),
+            "prior_mean": rounded(prior_mean),
+            "prior_std": rounded(prior_std),
+            "max_mean_difference": float(np.max(np.abs(code_mean - prior_mean))),
+            "max_std_difference": float(np.max(np.abs(code_std - prior_std))),
+        }
+    )
+    return write_metrics(results, paths)
 
 
 if __name__ == "__main__":

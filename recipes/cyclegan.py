@@ -21,18 +21,22 @@ Run: ``dlkit run cyclegan --epochs 30`` or ``python recipes/cyclegan.py``.
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from dlkit.callbacks import LossCurves
 from dlkit.data import digits, load
 from dlkit.models.cyclegan import ADVERSARIAL_LOSSES, CycleGAN, build_digits_cyclegan_networks
 from dlkit.plotting import plot_image_grid
+from dlkit.recipes._images import (
+    adversarial_optimizers,
+    check_config,
+    fit,
+    run_summary,
+    write_metrics,
+)
 
 VALUE_RANGE = (-1.0, 1.0)
 DATASETS = ("digits", "horse2zebra")
@@ -75,19 +79,13 @@ class Config:
     """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Expected {name} >= 1. Received: {name}={getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"Expected learning_rate > 0. Received: {self.learning_rate}")
-        for name in ("cycle_weight", "identity_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"Expected {name} >= 0. Received: {name}={getattr(self, name)}")
-        choices = {
-            "adversarial_loss": ADVERSARIAL_LOSSES,
-            "transform": TRANSFORMS,
-            "dataset": DATASETS,
-        }
+        check_config(
+            self,
+            positive=("epochs", "batch_size", "learning_rate"),
+            non_negative=("cycle_weight", "identity_weight"),
+            datasets=DATASETS,
+        )
+        choices = {"adversarial_loss": ADVERSARIAL_LOSSES, "transform": TRANSFORMS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -178,45 +176,33 @@ def main(config: Config) -> dict:
         identity_weight=config.identity_weight,
         adversarial_loss=config.adversarial_loss,
     )
-    model.compile(
-        optimizers={
-            "generators": keras.optimizers.Adam(config.learning_rate, beta_1=0.5),
-            "discriminators": keras.optimizers.Adam(config.learning_rate, beta_1=0.5),
-        }
-    )
-    start = time.perf_counter()
-    history = model.fit(
-        **fit_arguments,
-        epochs=config.epochs,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
-            LossCurves(output_dir / "history.png"),
-        ],
-        verbose=config.verbose,
-    )
-    train_seconds = time.perf_counter() - start
+    model.compile(optimizers=adversarial_optimizers(model, config.learning_rate))
+    history, train_seconds = fit(model, fit_arguments, config, output_dir)
 
     cycle_error_a, cycle_error_b = (
         float(keras.ops.convert_to_numpy(error)) for error in model.cycle_error(test_a, test_b)
     )
-    model.generator_ab.save(output_dir / "generator_ab.keras")
-    model.generator_ba.save(output_dir / "generator_ba.keras")
-    plot_translations(model, test_a, test_b, output_dir / "translations.png")
-    results = {
-        "backend": keras.backend.backend(),
-        "dataset": config.dataset,
-        "generators_loss": float(history.history["generators_loss"][-1]),
-        "discriminators_loss": float(history.history["discriminators_loss"][-1]),
-        "cycle_error_a": cycle_error_a,
-        "cycle_error_b": cycle_error_b,
-        "cycle_error_threshold": CYCLE_ERROR_THRESHOLD,
-        "cycle_error_below_threshold": bool(
-            max(cycle_error_a, cycle_error_b) < CYCLE_ERROR_THRESHOLD
-        ),
-        "epochs_run_this_session": len(history.history["generators_loss"]),
-        "train_seconds": round(train_seconds, 2),
-        "config": asdict(config),
+    paths = {
+        "generator_ab": output_dir / "generator_ab.keras",
+        "generator_ba": output_dir / "generator_ba.keras",
+        "translations": output_dir / "translations.png",
+        "history": output_dir / "history.png",
+        "metrics": output_dir / "metrics.json",
     }
+    model.generator_ab.save(paths["generator_ab"])
+    model.generator_ba.save(paths["generator_ba"])
+    plot_translations(model, test_a, test_b, paths["translations"])
+    results = run_summary(config, history, train_seconds)
+    results.update(
+        {
+            "cycle_error_a": cycle_error_a,
+            "cycle_error_b": cycle_error_b,
+            "cycle_error_threshold": CYCLE_ERROR_THRESHOLD,
+            "cycle_error_below_threshold": bool(
+                max(cycle_error_a, cycle_error_b) < CYCLE_ERROR_THRESHOLD
+            ),
+        }
+    )
     if config.dataset == "digits":
         # test_b is the true translation of test_a: the generators can be scored against it.
         translated_b = keras.ops.convert_to_numpy(model.translate_ab(test_a))
@@ -226,18 +212,7 @@ def main(config: Config) -> dict:
         results["translation_error_ba"] = float(np.mean(np.abs(translated_a - test_a)))
         # What leaving the images unchanged would score: the error to beat.
         results["identity_mapping_error"] = float(np.mean(np.abs(test_a - test_b)))
-    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-    results["files"] = {
-        name: str(output_dir / file_name)
-        for name, file_name in (
-            ("generator_ab", "generator_ab.keras"),
-            ("generator_ba", "generator_ba.keras"),
-            ("translations", "translations.png"),
-            ("history", "history.png"),
-            ("metrics", "metrics.json"),
-        )
-    }
-    return results
+    return write_metrics(results, paths)
 
 
 if __name__ == "__main__":

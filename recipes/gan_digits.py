@@ -18,17 +18,23 @@ Run: ``dlkit run gan_digits --epochs 40`` or ``python recipes/gan_digits.py``.
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from dlkit.callbacks import LossCurves, SampleGrid
+from dlkit.callbacks import SampleGrid
 from dlkit.models.gan import GAN, build_digits_discriminator, build_digits_generator
-from dlkit.recipes._images import check_dataset, class_shares, load_images
+from dlkit.recipes._images import (
+    adversarial_optimizers,
+    check_config,
+    class_shares,
+    fit,
+    load_images,
+    run_summary,
+    write_metrics,
+)
 
 VALUE_RANGE = (-1.0, 1.0)
 
@@ -59,12 +65,17 @@ class Config:
     """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "latent_dim", "discriminator_steps", "sample_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Expected {name} >= 1. Received: {name}={getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"Expected learning_rate > 0. Received: {self.learning_rate}")
-        check_dataset(self.dataset)
+        check_config(
+            self,
+            positive=(
+                "epochs",
+                "batch_size",
+                "learning_rate",
+                "latent_dim",
+                "discriminator_steps",
+                "sample_every",
+            ),
+        )
 
 
 def main(config: Config) -> dict:
@@ -83,54 +94,31 @@ def main(config: Config) -> dict:
         discriminator_steps=config.discriminator_steps,
         seed=config.seed,
     )
-    gan.compile(
-        optimizers={
-            "discriminator": keras.optimizers.Adam(config.learning_rate, beta_1=0.5),
-            "generator": keras.optimizers.Adam(config.learning_rate, beta_1=0.5),
-        }
-    )
+    gan.compile(optimizers=adversarial_optimizers(gan, config.learning_rate))
     samples = SampleGrid(
         output_dir=output_dir / "samples", every=config.sample_every, value_range=VALUE_RANGE
     )
-    start = time.perf_counter()
-    history = gan.fit(
-        **images.fit_arguments(labels=False),
-        epochs=config.epochs,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
-            samples,
-            LossCurves(output_dir / "history.png"),
-        ],
-        verbose=config.verbose,
+    history, train_seconds = fit(
+        gan, images.fit_arguments(labels=False), config, output_dir, callbacks=[samples]
     )
-    train_seconds = time.perf_counter() - start
 
     generated = keras.ops.convert_to_numpy(gan.sample(1000))
     real, _ = images.test_arrays()
-    gan.generator.save(output_dir / "generator.keras")
-    results = {
-        "backend": keras.backend.backend(),
-        "dataset": config.dataset,
-        "discriminator_loss": float(history.history["discriminator_loss"][-1]),
-        "generator_loss": float(history.history["generator_loss"][-1]),
-        "pixel_mean_difference": float(abs(generated.mean() - real.mean())),
-        "pixel_std_difference": float(abs(generated.std() - real.std())),
-        "epochs_run_this_session": len(history.history["generator_loss"]),
-        "train_seconds": round(train_seconds, 2),
-        "config": asdict(config),
+    paths = {
+        "generator": output_dir / "generator.keras",
+        "samples": samples.paths,
+        "history": output_dir / "history.png",
+        "metrics": output_dir / "metrics.json",
     }
+    gan.generator.save(paths["generator"])
+    results = run_summary(config, history, train_seconds)
+    results["pixel_mean_difference"] = float(abs(generated.mean() - real.mean()))
+    results["pixel_std_difference"] = float(abs(generated.std() - real.std()))
     if images.is_embedded:
         coverage = class_shares(generated, VALUE_RANGE, config.seed)
         results["class_shares_of_samples"] = [round(float(share), 3) for share in coverage]
         results["classes_with_at_least_2_percent"] = int(np.sum(coverage >= 0.02))
-    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-    results["files"] = {
-        "generator": str(output_dir / "generator.keras"),
-        "samples": [str(path) for path in samples.paths],
-        "history": str(output_dir / "history.png"),
-        "metrics": str(output_dir / "metrics.json"),
-    }
-    return results
+    return write_metrics(results, paths)
 
 
 if __name__ == "__main__":

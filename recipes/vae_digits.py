@@ -17,17 +17,14 @@ Run: ``dlkit run vae_digits --epochs 20`` or ``python recipes/vae_digits.py``.
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
 from dlkit import plotting
-from dlkit.callbacks import LossCurves
 from dlkit.models.vae import VAE, build_digits_vae_decoder, build_digits_vae_encoder
-from dlkit.recipes._images import check_dataset, load_images
+from dlkit.recipes._images import check_config, fit, load_images, run_summary, write_metrics
 
 
 @dataclass
@@ -54,14 +51,11 @@ class Config:
     """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Expected {name} >= 1. Received: {name}={getattr(self, name)}")
-        if self.beta < 0:
-            raise ValueError(f"Expected beta >= 0. Received: beta={self.beta}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"Expected learning_rate > 0. Received: {self.learning_rate}")
-        check_dataset(self.dataset)
+        check_config(
+            self,
+            positive=("epochs", "batch_size", "learning_rate", "latent_dim"),
+            non_negative=("beta",),
+        )
 
 
 def main(config: Config) -> dict:
@@ -83,18 +77,13 @@ def main(config: Config) -> dict:
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     before = model.evaluate(**test_data, verbose=0, return_dict=True)
-    start = time.perf_counter()
-    history = model.fit(
-        **images.fit_arguments(labels=False),
-        epochs=config.epochs,
-        validation_data=test_data["x"] if not images.is_embedded else (test_data["x"],),
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
-            LossCurves(output_dir / "history.png"),
-        ],
-        verbose=config.verbose,
+    validation = test_data["x"] if not images.is_embedded else (test_data["x"],)
+    history, train_seconds = fit(
+        model,
+        {**images.fit_arguments(labels=False), "validation_data": validation},
+        config,
+        output_dir,
     )
-    train_seconds = time.perf_counter() - start
     after = model.evaluate(**test_data, verbose=0, return_dict=True)
 
     paths = {
@@ -115,21 +104,13 @@ def main(config: Config) -> dict:
             output_dir / "manifold.png",
         )
     model.save(paths["model"])
-    results = {
-        "backend": keras.backend.backend(),
-        "dataset": config.dataset,
-        # The ELBO is the negative of the loss (reconstruction + beta·KL, in nats per image).
-        "test_elbo_before": -float(before["loss"]),
-        "test_elbo": -float(after["loss"]),
-        "test_kl": float(after["kl_loss"]),
-        "test_reconstruction_loss": float(after["reconstruction_loss"]),
-        "epochs_run_this_session": len(history.history["loss"]),
-        "train_seconds": round(train_seconds, 2),
-        "config": asdict(config),
-    }
-    paths["metrics"].write_text(json.dumps(results, indent=2))
-    results["files"] = {name: str(path) for name, path in paths.items()}
-    return results
+    results = run_summary(config, history, train_seconds)
+    # The ELBO is the negative of the loss (reconstruction + beta·KL, in nats per image).
+    results["test_elbo_before"] = -float(before["loss"])
+    results["test_elbo"] = -float(after["loss"])
+    results["test_kl"] = float(after["kl_loss"])
+    results["test_reconstruction_loss"] = float(after["reconstruction_loss"])
+    return write_metrics(results, paths)
 
 
 if __name__ == "__main__":
