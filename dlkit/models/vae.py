@@ -91,29 +91,7 @@ class VAE(keras.Model):
 
     def __init__(self, encoder, decoder, beta=1.0, seed=None, reconstruction="bernoulli", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-            raise ValueError(f"Expected `beta` to be a number >= 0. Received: beta={beta!r}")
-        if reconstruction not in _RECONSTRUCTIONS:
-            raise ValueError(
-                f"Expected `reconstruction` to be one of {_RECONSTRUCTIONS}. "
-                f"Received: reconstruction={reconstruction!r}"
-            )
-        for name, network in (("encoder", encoder), ("decoder", decoder)):
-            if not isinstance(network, keras.Layer):
-                raise ValueError(
-                    f"Expected `{name}` to be a keras.Model. Received: {name}={network!r}"
-                )
-        self.encoder = encoder
-        self.decoder = decoder
-        self.beta = float(beta)
-        self.seed = seed
-        self.reconstruction = reconstruction
-        # μ at inference makes predictions deterministic; the loss always samples.
-        self.sampling = GaussianSampling(sample_at_inference=False, seed=seed)
-        self.prior_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
-        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
-        self.total_loss_tracker = keras.metrics.Mean(name="loss")
+        _init_variational(self, encoder, decoder, beta, seed, reconstruction)
 
     @property
     def metrics(self):
@@ -137,25 +115,7 @@ class VAE(keras.Model):
         mean, log_variance = self.encoder(x, training=training)  # 2 × (B, latent_dim)
         z = self.sampling(mean, log_variance, training=True)  # (B, latent_dim)
         reconstruction = self.decoder(z, training=training)  # (B, ...) like x
-        return self._elbo_loss(x, reconstruction, mean, log_variance)
-
-    def _elbo_loss(self, x, reconstruction, mean, log_variance):
-        x = ops.cast(x, reconstruction.dtype)
-        if self.reconstruction == "bernoulli":
-            per_pixel = ops.binary_crossentropy(x, reconstruction)
-        else:
-            per_pixel = 0.5 * ops.square(x - reconstruction)
-        num_samples = ops.shape(x)[0]
-        per_sample = ops.sum(ops.reshape(per_pixel, (num_samples, -1)), axis=-1)  # (B,)
-        reconstruction_loss = ops.mean(per_sample)
-        kl_loss = kl_divergence_to_standard_normal(mean, log_variance)
-        loss = reconstruction_loss + self.beta * kl_loss
-        if self.losses:
-            loss = loss + ops.sum(self.losses)
-        self.reconstruction_loss_tracker.update_state(reconstruction_loss)
-        self.kl_loss_tracker.update_state(kl_loss)
-        self.total_loss_tracker.update_state(loss)
-        return loss
+        return _elbo_loss(self, x, reconstruction, mean, log_variance)
 
     def encode(self, inputs):
         """Returns `(mean, log_variance)` of Q(z|x) in inference mode, each (B, latent_dim)."""
@@ -172,29 +132,15 @@ class VAE(keras.Model):
         return self.decoder(z, training=False)  # (num_samples, ...)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "beta": self.beta,
-                "seed": self.seed,
-                "reconstruction": self.reconstruction,
-            }
-        )
-        return config
+        return {**super().get_config(), **_variational_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        # Deep copy: deserialising a functional network consumes parts of its config.
-        config = copy.deepcopy(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
+        return cls(**_arguments_from_config(config))
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
-class ConditionalVAE(VAE):
+class ConditionalVAE(keras.Model):
     """A VAE whose encoder Q(z|x, c) and decoder P(x|z, c) both see the class label c.
 
     Conditioning both networks on the label [notes §6.3] frees the code from carrying the class:
@@ -252,11 +198,14 @@ class ConditionalVAE(VAE):
         reconstruction="bernoulli",
         **kwargs,
     ):
-        super().__init__(
-            encoder, decoder, beta=beta, seed=seed, reconstruction=reconstruction, **kwargs
-        )
+        super().__init__(**kwargs)
+        _init_variational(self, encoder, decoder, beta, seed, reconstruction)
         _check_positive_int("num_classes", num_classes)
         self.num_classes = num_classes
+
+    # The loss trackers and the code size are the VAE's.
+    metrics = VAE.metrics
+    latent_dim = VAE.latent_dim
 
     def build(self, input_shape):
         if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 2:
@@ -301,7 +250,7 @@ class ConditionalVAE(VAE):
         mean, log_variance = self.encoder([images, one_hot], training=training)
         z = self.sampling(mean, log_variance, training=True)  # (B, latent_dim)
         reconstruction = self.decoder([z, one_hot], training=training)
-        return self._elbo_loss(images, reconstruction, mean, log_variance)
+        return _elbo_loss(self, images, reconstruction, mean, log_variance)
 
     def encode(self, inputs):
         """Returns `(mean, log_variance)` of Q(z|x, c) for `inputs = (images, labels)`."""
@@ -321,9 +270,77 @@ class ConditionalVAE(VAE):
         return self.decoder([z, one_hot], training=False)  # (N, ...)
 
     def get_config(self):
-        config = super().get_config()
-        config.update({"num_classes": self.num_classes})
+        config = {**super().get_config(), **_variational_config(self)}
+        config["num_classes"] = self.num_classes
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_arguments_from_config(config))
+
+
+def _init_variational(model, encoder, decoder, beta, seed, reconstruction):
+    """Checks and stores the arguments shared by `VAE` and `ConditionalVAE`, and creates their
+    sampling layer, prior noise and loss trackers."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+        raise ValueError(f"Expected `beta` to be a number >= 0. Received: beta={beta!r}")
+    if reconstruction not in _RECONSTRUCTIONS:
+        raise ValueError(
+            f"Expected `reconstruction` to be one of {_RECONSTRUCTIONS}. "
+            f"Received: reconstruction={reconstruction!r}"
+        )
+    for name, network in (("encoder", encoder), ("decoder", decoder)):
+        if not isinstance(network, keras.Layer):
+            raise ValueError(f"Expected `{name}` to be a keras.Model. Received: {name}={network!r}")
+    model.encoder = encoder
+    model.decoder = decoder
+    model.beta = float(beta)
+    model.seed = seed
+    model.reconstruction = reconstruction
+    # μ at inference makes predictions deterministic; the loss always samples.
+    model.sampling = GaussianSampling(sample_at_inference=False, seed=seed)
+    model.prior_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
+    model.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+    model.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+    model.total_loss_tracker = keras.metrics.Mean(name="loss")
+
+
+def _elbo_loss(model, x, reconstruction, mean, log_variance):
+    """The negative ELBO (reconstruction + beta·KL, per image, batch mean); updates the trackers."""
+    x = ops.cast(x, reconstruction.dtype)
+    if model.reconstruction == "bernoulli":
+        per_pixel = ops.binary_crossentropy(x, reconstruction)
+    else:
+        per_pixel = 0.5 * ops.square(x - reconstruction)
+    num_samples = ops.shape(x)[0]
+    per_sample = ops.sum(ops.reshape(per_pixel, (num_samples, -1)), axis=-1)  # (B,)
+    reconstruction_loss = ops.mean(per_sample)
+    kl_loss = kl_divergence_to_standard_normal(mean, log_variance)
+    loss = reconstruction_loss + model.beta * kl_loss
+    if model.losses:
+        loss = loss + ops.sum(model.losses)
+    model.reconstruction_loss_tracker.update_state(reconstruction_loss)
+    model.kl_loss_tracker.update_state(kl_loss)
+    model.total_loss_tracker.update_state(loss)
+    return loss
+
+
+def _variational_config(model):
+    return {
+        "encoder": keras.saving.serialize_keras_object(model.encoder),
+        "decoder": keras.saving.serialize_keras_object(model.decoder),
+        "beta": model.beta,
+        "seed": model.seed,
+        "reconstruction": model.reconstruction,
+    }
+
+
+def _arguments_from_config(config):
+    # Deep copy: deserialising a functional network consumes parts of its config.
+    config = copy.deepcopy(config)
+    config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+    config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+    return config
 
 
 def _check_positive_int(name, value):
