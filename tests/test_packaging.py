@@ -68,6 +68,7 @@ PUBLIC_API = {
         "GAN",
         "PRIORS",
         "VAE",
+        "VAEGAN",
         "AdversarialAutoencoder",
         "Autoencoder",
         "ConditionalGAN",
@@ -86,6 +87,7 @@ PUBLIC_API = {
         "build_digits_generator",
         "build_digits_vae_decoder",
         "build_digits_vae_encoder",
+        "build_digits_vaegan_networks",
         "sample_prior",
     ],
     "dlkit.plotting": [

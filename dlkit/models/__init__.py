@@ -1,8 +1,9 @@
 """Fit-able models of the course: autoencoders and VAEs [notes ch. 5], GANs [notes ch. 6].
 
 Single-optimizer models (``Autoencoder``, ``VAE``, ``ConditionalVAE``) override
-``compute_loss``; the adversarial ones (``GAN``, ``ConditionalGAN``, ``ACGAN``) declare their
-alternating updates on ``dlkit.training.AlternatingModel``. All train with ``fit`` on
+``compute_loss``; the adversarial ones (``GAN``, ``ConditionalGAN``, ``ACGAN``,
+``AdversarialAutoencoder``, ``VAEGAN``, ``CycleGAN``) declare their alternating updates on
+``dlkit.training.AlternatingModel``. All train with ``fit`` on
 TensorFlow, JAX and PyTorch, save to ``.keras`` and come with builders of default networks for
 the embedded 8×8 digits.
 """
@@ -29,6 +30,7 @@ from dlkit.models.vae import (
     build_digits_vae_decoder,
     build_digits_vae_encoder,
 )
+from dlkit.models.vaegan import VAEGAN, build_digits_vaegan_networks
 
 __all__ = [
     "ACGAN",
@@ -37,6 +39,7 @@ __all__ = [
     "GAN",
     "PRIORS",
     "VAE",
+    "VAEGAN",
     "AdversarialAutoencoder",
     "Autoencoder",
     "ConditionalGAN",
@@ -55,5 +58,6 @@ __all__ = [
     "build_digits_generator",
     "build_digits_vae_decoder",
     "build_digits_vae_encoder",
+    "build_digits_vaegan_networks",
     "sample_prior",
 ]
