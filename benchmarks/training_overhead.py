@@ -123,7 +123,7 @@ def shuffled_batches(images: np.ndarray, batch_size: int, rng: np.random.Generat
 # ----------------------------------------------------------------------------------------------
 
 
-def dlkit_dcgan(seed: int, jit_compile="auto"):
+def dlkit_dcgan(seed: int, jit_compile="auto", steps_per_execution: int = 1):
     """The DCGAN as a ``dlkit.training.AlternatingModel``, compiled."""
     import keras
 
@@ -197,6 +197,7 @@ def dlkit_dcgan(seed: int, jit_compile="auto"):
             for name in ("discriminator", "generator")
         },
         jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
     )
     return model
 
@@ -478,7 +479,13 @@ def handwritten_torch(images, batch_size: int, seed: int):
 
 
 def benchmark(
-    backend: str, epochs: int, batch_size: int, repeats: int, seed: int = 0, jit_compile="auto"
+    backend: str,
+    epochs: int,
+    batch_size: int,
+    repeats: int,
+    seed: int = 0,
+    jit_compile="auto",
+    steps_per_execution: int = 1,
 ) -> dict:
     """Measures one backend in this process; KERAS_BACKEND must already be ``backend``."""
     if backend == "torch":
@@ -496,7 +503,7 @@ def benchmark(
             f"Received: keras backend {keras.backend.backend()!r}"
         )
     images, _ = digits("train", value_range=(-1.0, 1.0))  # (1437, 8, 8, 1)
-    model = dlkit_dcgan(seed, jit_compile)
+    model = dlkit_dcgan(seed, jit_compile, steps_per_execution)
     if backend == "tensorflow":
         model.make_train_function()  # resolves jit_compile="auto" the way fit does
         handwritten = handwritten_tensorflow(images, batch_size, seed, bool(model.jit_compile))
@@ -522,6 +529,7 @@ def benchmark(
         "backend": backend,
         "device": next((d for d in devices if not d.startswith("cpu")), devices[0]),
         "batch_size": batch_size,
+        "steps_per_execution": steps_per_execution,
         "steps_timed": steps_per_epoch * len(dlkit_wall),
         "dlkit_steps_per_s": round(dlkit_rate, 1),
         "handwritten_steps_per_s": round(handwritten_rate, 1),
@@ -562,18 +570,29 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64, help="Batch size (default 64).")
     parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=1,
+        help="dlkit side: batches per compiled call of fit (Keras' compile argument; default 1). "
+        "The hand-written loops always run one step per call.",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=3,
         help="Runs of each side, alternating; the fastest epoch counts (default 3).",
     )
     args = parser.parse_args(argv)
-    if args.epochs < 2 or args.batch_size < 1 or args.repeats < 1:
-        parser.error("Expected --epochs >= 2, --batch-size >= 1 and --repeats >= 1.")
+    if args.epochs < 2 or args.batch_size < 1 or args.repeats < 1 or args.steps_per_execution < 1:
+        parser.error(
+            "Expected --epochs >= 2, --batch-size >= 1, --repeats >= 1 and "
+            "--steps-per-execution >= 1."
+        )
     arguments = [
         f"--epochs={args.epochs}",
         f"--batch-size={args.batch_size}",
         f"--repeats={args.repeats}",
+        f"--steps-per-execution={args.steps_per_execution}",
     ] + (["--jit-compile"] if args.jit_compile else [])
     if args.all:
         results = [run_in_subprocess(__file__, backend, arguments) for backend in BACKENDS]
@@ -585,7 +604,12 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["OMP_NUM_THREADS"] = "1"
     jit_compile = True if args.jit_compile else "auto"
     result = benchmark(
-        args.backend, args.epochs, args.batch_size, args.repeats, jit_compile=jit_compile
+        args.backend,
+        args.epochs,
+        args.batch_size,
+        args.repeats,
+        jit_compile=jit_compile,
+        steps_per_execution=args.steps_per_execution,
     )
     print(json.dumps(result))
 
