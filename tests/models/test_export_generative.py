@@ -50,3 +50,26 @@ def test_vae_decoder_and_conditional_generator_export(tmp_path):
     expected = keras.ops.convert_to_numpy(cgan.generator([noise, labels]))
     path = export(cgan.generator, tmp_path / "conditional")
     assert verify(path, [noise, labels], expected, atol=1e-5) <= 1e-5
+
+
+@pytest.mark.slow
+def test_cyclegan_generator_and_aae_decoder_export(tmp_path):
+    from dlkit.models import (
+        AdversarialAutoencoder,
+        CycleGAN,
+        build_digits_aae_networks,
+        build_digits_cyclegan_networks,
+    )
+
+    keras.utils.set_random_seed(0)
+    cyclegan = CycleGAN(*build_digits_cyclegan_networks())
+    images = np.random.default_rng(4).uniform(-1, 1, (3, 8, 8, 1)).astype("float32")
+    translated = keras.ops.convert_to_numpy(cyclegan.translate_ab(images))
+    path = export(cyclegan.generator_ab, tmp_path / "generator_ab")  # image -> image
+    assert verify(path, images, translated, atol=1e-5) <= 1e-5
+
+    aae = AdversarialAutoencoder(*build_digits_aae_networks(2), seed=0)
+    codes = keras.ops.convert_to_numpy(aae.sample_prior(4))
+    decoded = keras.ops.convert_to_numpy(aae.decode(codes))
+    path = export(aae.decoder, tmp_path / "decoder.onnx", format="onnx")
+    assert verify(path, codes, decoded, atol=1e-5) <= 1e-5
