@@ -43,7 +43,7 @@ VALUE_RANGE = (-1.0, 1.0)
 class Config:
     epochs: int = 40
     """Passes over the training images."""
-    batch_size: int = 64
+    batch_size: int = 32
     """Real images per step."""
     learning_rate: float = 1e-3
     """Adam step size of both players (beta_1 = 0.5)."""

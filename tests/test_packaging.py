@@ -42,6 +42,7 @@ PUBLIC_API = {
         "GaussianSampling",
         "LSTMCell",
         "LabelChannels",
+        "MinibatchStdDev",
         "MultiHeadAttention",
         "NoisyDense",
         "SinusoidalPositionalEncoding",

@@ -7,6 +7,7 @@ Keras has a counterpart, takes the same constructor and call arguments so the tw
   ``conv_as_matrix`` [notes ch. 4].
 - ``gaussian_sampling``: ``GaussianSampling``, the reparameterisation trick [notes §5.2].
 - ``film``: ``FiLM`` and ``LabelChannels`` for conditional generation [notes §6.3].
+- ``minibatch_stddev``: ``MinibatchStdDev``, a batch-diversity feature for GAN discriminators.
 - ``lstm``: ``LSTMCell`` and ``LSTM`` [notes §7.1].
 - ``attention``: score functions and ``MultiHeadAttention`` [notes §7.2].
 - ``positional_encoding`` and ``transformer``: ``SinusoidalPositionalEncoding``,
@@ -32,6 +33,7 @@ from dlkit.layers.conv import (
 from dlkit.layers.film import FiLM, LabelChannels
 from dlkit.layers.gaussian_sampling import GaussianSampling
 from dlkit.layers.lstm import LSTM, LSTMCell
+from dlkit.layers.minibatch_stddev import MinibatchStdDev
 from dlkit.layers.noisy_dense import NoisyDense
 from dlkit.layers.positional_encoding import SinusoidalPositionalEncoding
 from dlkit.layers.q_heads import CategoricalQHead, DuelingHead
@@ -47,6 +49,7 @@ __all__ = [
     "GaussianSampling",
     "LSTMCell",
     "LabelChannels",
+    "MinibatchStdDev",
     "MultiHeadAttention",
     "NoisyDense",
     "SinusoidalPositionalEncoding",

@@ -13,7 +13,7 @@ import copy
 import keras
 from keras import ops
 
-from dlkit.layers import LabelChannels
+from dlkit.layers import LabelChannels, MinibatchStdDev
 from dlkit.losses import discriminator_loss, generator_loss
 from dlkit.models._networks import (
     DIGITS_SHAPE,
@@ -503,10 +503,17 @@ def build_digits_generator(latent_dim, image_shape=DIGITS_SHAPE):
     return keras.Model(noise, upsample(noise, image_shape), name="digits_generator")
 
 
-def build_digits_discriminator(image_shape=DIGITS_SHAPE):
-    """Images (B, H, W, C) → two strided Conv2D + LeakyReLU → Dense(1) logit."""
+def build_digits_discriminator(image_shape=DIGITS_SHAPE, minibatch_stddev=True):
+    """Images (B, H, W, C) → two strided Conv2D + LeakyReLU → [MinibatchStdDev] → Dense(1) logit.
+
+    `minibatch_stddev` appends the batch's feature diversity as a channel before the logit
+    (`dlkit.layers.MinibatchStdDev`), which lets the discriminator reject a collapsed batch.
+    """
     images = keras.Input(check_image_shape(image_shape), name="images")
-    features = keras.layers.Flatten()(downsample(images))
+    features = downsample(images)  # (B, H/4, W/4, 32)
+    if minibatch_stddev:
+        features = MinibatchStdDev()(features)  # (B, H/4, W/4, 33)
+    features = keras.layers.Flatten()(features)
     return keras.Model(images, keras.layers.Dense(1)(features), name="digits_discriminator")
 
 
