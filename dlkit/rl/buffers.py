@@ -477,8 +477,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         beta = beta_0 + (beta_final − beta_0) · min(1, num_samples / beta_steps)
 
     Args:
-        capacity, observation_shape, action_shape, observation_dtype, action_dtype, num_envs,
-            n_step, gamma: as in `ReplayBuffer`.
+        capacity: as in `ReplayBuffer`, like `observation_shape`, `action_shape`,
+            `observation_dtype`, `action_dtype`, `num_envs`, `n_step` and `gamma`.
         alpha: the priority exponent α >= 0; 0 is uniform replay. Defaults to 0.6.
         beta: the initial importance-sampling exponent β_0 in [0, 1]. Defaults to 0.4.
         beta_final: β after `beta_steps` calls to `sample`, in [0, 1]. Defaults to 1.0.
