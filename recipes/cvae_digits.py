@@ -76,7 +76,8 @@ def _pairs(images) -> dict:
     if images.is_embedded:
         return {"x": (arguments["x"], arguments["y"]), "batch_size": arguments["batch_size"]}
     # A 1-tuple element: the pair is the input x, with no target.
-    return {"x": arguments["x"].map(lambda batch_images, labels: ((batch_images, labels),))}
+    pairs = arguments["x"].map(lambda batch_images, labels: ((batch_images, labels),))
+    return {"x": pairs, "shuffle": False}  # the pipeline shuffles itself
 
 
 def main(config: Config) -> dict:

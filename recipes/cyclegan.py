@@ -140,7 +140,9 @@ def load_domains(config: Config):
         return np.concatenate([np.asarray(batch) for batch in batches])[:_NUM_TEST_IMAGES]
 
     image_shape = (config.image_size, config.image_size, 3)
-    return {"x": train}, test_images("testA"), test_images("testB"), image_shape
+    # The pipelines shuffle themselves.
+    fit_arguments = {"x": train, "shuffle": False}
+    return fit_arguments, test_images("testA"), test_images("testB"), image_shape
 
 
 def plot_translations(model: CycleGAN, test_a, test_b, path: Path) -> Path:
