@@ -34,6 +34,8 @@ _JUDGE_EPOCHS = 8
 GRID_SAMPLES_PER_CLASS = 10
 GATE_SAMPLES_PER_CLASS = 100
 GATE_THRESHOLD = 0.8
+# Formats of the serving export a recipe writes next to its `.keras` file (`dlkit.export`).
+EXPORT_FORMATS = ("saved_model", "onnx", "none")
 
 
 def check_config(config, positive=(), non_negative=(), datasets=DATASET_CHOICES) -> None:
@@ -45,6 +47,10 @@ def check_config(config, positive=(), non_negative=(), datasets=DATASET_CHOICES)
     for name in non_negative:
         if not getattr(config, name) >= 0:
             raise ValueError(f"Expected {name} >= 0. Received: {name}={getattr(config, name)!r}")
+    if hasattr(config, "export") and config.export not in EXPORT_FORMATS:
+        raise ValueError(
+            f"Expected `export` to be one of {EXPORT_FORMATS}. Received: export={config.export!r}"
+        )
     if hasattr(config, "dataset") and config.dataset not in datasets:
         raise ValueError(
             f"Expected `dataset` to be one of {datasets}. Received: dataset={config.dataset!r}"
@@ -255,3 +261,14 @@ def conditional_samples(sample, num_classes: int, path, value_range, images: Ima
         "requested_class_accuracy_per_class": [round(float(a), 3) for a in per_class],
         "meets_80_percent": overall >= GATE_THRESHOLD,
     }
+
+
+def export_for_serving(paths: dict, name: str, model, output_dir: Path, export_format: str) -> None:
+    """Exports `model` for serving (``dlkit.export``) as ``output_dir/<name>`` (``.onnx`` for
+    ONNX) and records the path in `paths` under `name`, unless `export_format` is "none"."""
+    if export_format == "none":
+        return
+    from dlkit.export import export
+
+    suffix = ".onnx" if export_format == "onnx" else ""
+    paths[name] = export(model, output_dir / f"{name}{suffix}", format=export_format)

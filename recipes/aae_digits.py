@@ -31,7 +31,14 @@ import numpy as np
 
 from dlkit import plotting
 from dlkit.models.aae import PRIORS, AdversarialAutoencoder, build_digits_aae_networks
-from dlkit.recipes._images import check_config, fit, load_images, run_summary, write_metrics
+from dlkit.recipes._images import (
+    check_config,
+    export_for_serving,
+    fit,
+    load_images,
+    run_summary,
+    write_metrics,
+)
 
 VALUE_RANGE = (0.0, 1.0)
 # Half-width of the decoded latent grid per prior: about the span of its draws.
@@ -58,6 +65,8 @@ class Config:
     """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
     data_dir: str = ""
     """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+    export: str = "saved_model"
+    """Serving export of the decoder (code → image): saved_model, onnx or none."""
     output_dir: str = "runs/aae_digits"
     """Folder for the model, figures, metrics and the resumable backup."""
     verbose: int = 2
@@ -150,6 +159,7 @@ def main(config: Config) -> dict:
             value_range=VALUE_RANGE,
         )
     model.save(paths["model"])
+    export_for_serving(paths, "decoder_export", model.decoder, output_dir, config.export)
 
     def rounded(values):
         return [round(float(value), 4) for value in values]

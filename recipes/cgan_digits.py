@@ -38,6 +38,7 @@ from dlkit.recipes._images import (
     adversarial_optimizers,
     check_config,
     conditional_samples,
+    export_for_serving,
     fit,
     load_images,
     run_summary,
@@ -69,6 +70,8 @@ class Config:
     """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
     data_dir: str = ""
     """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+    export: str = "saved_model"
+    """Serving export of the generator ([noise, label] → image): saved_model, onnx or none."""
     output_dir: str = "runs/cgan_digits"
     """Folder for the generator, figures, metrics and the resumable backup."""
     verbose: int = 2
@@ -118,6 +121,7 @@ def main(config: Config) -> dict:
         "metrics": output_dir / "metrics.json",
     }
     model.generator.save(paths["generator"])
+    export_for_serving(paths, "generator_export", model.generator, output_dir, config.export)
     results = {"conditioning": config.conditioning, **run_summary(config, history, train_seconds)}
     results.update(
         conditional_samples(

@@ -23,6 +23,7 @@ import numpy as np
 
 from dlkit import plotting
 from dlkit.data import DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits
+from dlkit.recipes._images import EXPORT_FORMATS, export_for_serving
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Config:
     """Share of the training images held out to report validation accuracy per epoch."""
     seed: int = 0
     """Seed of weights, shuffling and dropout."""
+    export: str = "saved_model"
+    """Serving export of the classifier (image → class probabilities): saved_model, onnx or none."""
     output_dir: str = "runs/classifier_digits"
     """Folder for the model, figures, metrics and the resumable backup."""
     verbose: int = 2
@@ -59,6 +62,10 @@ class Config:
             )
         if self.learning_rate <= 0:
             raise ValueError(f"Expected learning_rate > 0. Received: {self.learning_rate}")
+        if self.export not in EXPORT_FORMATS:
+            raise ValueError(
+                f"Expected export to be one of {EXPORT_FORMATS}. Received: export={self.export!r}"
+            )
 
 
 def build_model(config: Config) -> keras.Model:
@@ -118,6 +125,7 @@ def main(config: Config) -> dict:
         "metrics": output_dir / "metrics.json",
     }
     model.save(paths["model"])
+    export_for_serving(paths, "model_export", model, output_dir, config.export)
     results = {
         "backend": keras.backend.backend(),
         "test_accuracy": float(test_accuracy),

@@ -29,6 +29,7 @@ from dlkit.models.vae import ConditionalVAE, build_digits_cvae_decoder, build_di
 from dlkit.recipes._images import (
     check_config,
     conditional_samples,
+    export_for_serving,
     fit,
     load_images,
     run_summary,
@@ -57,6 +58,8 @@ class Config:
     """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
     data_dir: str = ""
     """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+    export: str = "saved_model"
+    """Serving export of the decoder ([code, one-hot label] → image): saved_model, onnx or none."""
     output_dir: str = "runs/cvae_digits"
     """Folder for the model, figures, metrics and the resumable backup."""
     verbose: int = 2
@@ -108,6 +111,7 @@ def main(config: Config) -> dict:
         "metrics": output_dir / "metrics.json",
     }
     model.save(paths["model"])
+    export_for_serving(paths, "decoder_export", model.decoder, output_dir, config.export)
     results = run_summary(config, history, train_seconds)
     results.update(
         conditional_samples(

@@ -33,6 +33,7 @@ from dlkit.plotting import plot_image_grid
 from dlkit.recipes._images import (
     adversarial_optimizers,
     check_config,
+    export_for_serving,
     fit,
     run_summary,
     write_metrics,
@@ -73,6 +74,8 @@ class Config:
     """Seed of weights, the domain split and shuffling."""
     data_dir: str = ""
     """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+    export: str = "saved_model"
+    """Serving export of both generators (image → image): saved_model, onnx or none."""
     output_dir: str = "runs/cyclegan"
     """Folder for the generators, figures, metrics and the resumable backup."""
     verbose: int = 2
@@ -193,6 +196,11 @@ def main(config: Config) -> dict:
     }
     model.generator_ab.save(paths["generator_ab"])
     model.generator_ba.save(paths["generator_ba"])
+    for name, generator in (
+        ("generator_ab", model.generator_ab),
+        ("generator_ba", model.generator_ba),
+    ):
+        export_for_serving(paths, f"{name}_export", generator, output_dir, config.export)
     plot_translations(model, test_a, test_b, paths["translations"])
     results = run_summary(config, history, train_seconds)
     results.update(

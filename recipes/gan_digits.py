@@ -30,6 +30,7 @@ from dlkit.recipes._images import (
     adversarial_optimizers,
     check_config,
     class_shares,
+    export_for_serving,
     fit,
     load_images,
     run_summary,
@@ -59,6 +60,8 @@ class Config:
     """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
     data_dir: str = ""
     """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+    export: str = "saved_model"
+    """Serving export of the generator (noise → image): saved_model, onnx or none."""
     output_dir: str = "runs/gan_digits"
     """Folder for the generator, figures, metrics and the resumable backup."""
     verbose: int = 2
@@ -111,6 +114,7 @@ def main(config: Config) -> dict:
         "metrics": output_dir / "metrics.json",
     }
     gan.generator.save(paths["generator"])
+    export_for_serving(paths, "generator_export", gan.generator, output_dir, config.export)
     results = run_summary(config, history, train_seconds)
     results["pixel_mean_difference"] = float(abs(generated.mean() - real.mean()))
     results["pixel_std_difference"] = float(abs(generated.std() - real.std()))

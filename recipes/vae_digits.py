@@ -24,7 +24,14 @@ import keras
 
 from dlkit import plotting
 from dlkit.models.vae import VAE, build_digits_vae_decoder, build_digits_vae_encoder
-from dlkit.recipes._images import check_config, fit, load_images, run_summary, write_metrics
+from dlkit.recipes._images import (
+    check_config,
+    export_for_serving,
+    fit,
+    load_images,
+    run_summary,
+    write_metrics,
+)
 
 
 @dataclass
@@ -45,6 +52,8 @@ class Config:
     """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
     data_dir: str = ""
     """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+    export: str = "saved_model"
+    """Serving export of the decoder (code → image): saved_model, onnx or none."""
     output_dir: str = "runs/vae_digits"
     """Folder for the model, figures, metrics and the resumable backup."""
     verbose: int = 2
@@ -104,6 +113,7 @@ def main(config: Config) -> dict:
             output_dir / "manifold.png",
         )
     model.save(paths["model"])
+    export_for_serving(paths, "decoder_export", model.decoder, output_dir, config.export)
     results = run_summary(config, history, train_seconds)
     # The ELBO is the negative of the loss (reconstruction + beta·KL, in nats per image).
     results["test_elbo_before"] = -float(before["loss"])

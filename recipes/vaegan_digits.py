@@ -34,6 +34,7 @@ from dlkit.recipes._images import (
     adversarial_optimizers,
     check_config,
     class_shares,
+    export_for_serving,
     fit,
     load_images,
     run_summary,
@@ -65,6 +66,8 @@ class Config:
     """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
     data_dir: str = ""
     """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+    export: str = "saved_model"
+    """Serving export of the decoder (code → image): saved_model, onnx or none."""
     output_dir: str = "runs/vaegan_digits"
     """Folder for the model, figures, metrics and the resumable backup."""
     verbose: int = 2
@@ -125,6 +128,7 @@ def main(config: Config) -> dict:
         "metrics": output_dir / "metrics.json",
     }
     model.save(paths["model"])
+    export_for_serving(paths, "decoder_export", model.decoder, output_dir, config.export)
     results = run_summary(config, history, train_seconds)
     results.update(
         {

@@ -9,7 +9,7 @@ from dlkit.recipes import aae_digits
 
 
 def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
-    config = aae_digits.Config(epochs=2, output_dir=str(tmp_path), verbose=0)
+    config = aae_digits.Config(export="none", epochs=2, output_dir=str(tmp_path), verbose=0)
     results = aae_digits.main(config)
     assert results["backend"] == keras.backend.backend()
     # The untrained decoder's outputs ≈ 0.5 give an error ≈ 0.17 per pixel on the digits.
@@ -35,7 +35,7 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
 
 def test_mixture_prior_with_a_3d_code_skips_the_2d_figures(tmp_path):
     config = aae_digits.Config(
-        epochs=1, latent_dim=3, prior="mixture", output_dir=str(tmp_path), verbose=0
+        export="none", epochs=1, latent_dim=3, prior="mixture", output_dir=str(tmp_path), verbose=0
     )
     results = aae_digits.main(config)
     assert len(results["code_std"]) == 3
@@ -47,13 +47,13 @@ def test_mixture_prior_with_a_3d_code_skips_the_2d_figures(tmp_path):
 
 def test_bad_config_values_are_rejected():
     with pytest.raises(ValueError, match="prior"):
-        aae_digits.Config(prior="laplace")
+        aae_digits.Config(export="none", prior="laplace")
     with pytest.raises(ValueError, match="reconstruction_weight"):
-        aae_digits.Config(reconstruction_weight=-1.0)
+        aae_digits.Config(export="none", reconstruction_weight=-1.0)
     with pytest.raises(ValueError, match="latent_dim"):
-        aae_digits.Config(latent_dim=1, prior="mixture")
+        aae_digits.Config(export="none", latent_dim=1, prior="mixture")
     with pytest.raises(ValueError, match="dataset"):
-        aae_digits.Config(dataset="imagenet")
+        aae_digits.Config(export="none", dataset="imagenet")
 
 
 def test_mnist_under_mock_data_trains_one_epoch(tmp_path, monkeypatch):
@@ -62,6 +62,7 @@ def test_mnist_under_mock_data_trains_one_epoch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets_module, "_check_download_reachable", lambda timeout: True)
     config = aae_digits.Config(
+        export="none",
         epochs=1,
         batch_size=8,
         dataset="mnist",

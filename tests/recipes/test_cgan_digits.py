@@ -20,7 +20,12 @@ def grid_aspect(path):
 
 def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
     config = cgan_digits.Config(
-        epochs=1, latent_dim=4, conditioning="film", output_dir=str(tmp_path), verbose=0
+        export="none",
+        epochs=1,
+        latent_dim=4,
+        conditioning="film",
+        output_dir=str(tmp_path),
+        verbose=0,
     )
     results = cgan_digits.main(config)
     assert results["backend"] == keras.backend.backend()
@@ -61,6 +66,7 @@ def test_mnist_under_mock_data_trains_one_epoch(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
     monkeypatch.setattr(datasets_module, "_check_download_reachable", lambda timeout: True)
     config = cgan_digits.Config(
+        export="none",
         epochs=1,
         batch_size=8,
         latent_dim=4,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dlkit.data import digits
+from dlkit.export import verify
 from dlkit.recipes import classifier_digits
 
 
@@ -23,6 +24,9 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
     model = keras.saving.load_model(tmp_path / "model.keras")
     accuracy = np.mean(np.argmax(model.predict(images, verbose=0), axis=-1) == labels)
     assert accuracy == pytest.approx(results["test_accuracy"], abs=1e-6)
+    # The SavedModel written next to it serves the same probabilities.
+    expected = model.predict(images[:5], verbose=0)
+    assert verify(results["files"]["model_export"], images[:5], expected) <= 1e-5
 
 
 def test_interrupted_run_resumes_from_its_backup(tmp_path, monkeypatch):
@@ -34,7 +38,9 @@ def test_interrupted_run_resumes_from_its_backup(tmp_path, monkeypatch):
             if epoch == 1:
                 raise KeyboardInterrupt
 
-    config = classifier_digits.Config(epochs=3, filters=4, output_dir=str(tmp_path), verbose=0)
+    config = classifier_digits.Config(
+        export="none", epochs=3, filters=4, output_dir=str(tmp_path), verbose=0
+    )
     monkeypatch.setattr(keras.callbacks, "BackupAndRestore", InterruptAfterSecondEpoch)
     with pytest.raises(KeyboardInterrupt):
         classifier_digits.main(config)
@@ -46,7 +52,7 @@ def test_interrupted_run_resumes_from_its_backup(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_five_epochs_reach_90_percent_test_accuracy(tmp_path):
-    config = classifier_digits.Config(epochs=5, output_dir=str(tmp_path), verbose=0)
+    config = classifier_digits.Config(export="none", epochs=5, output_dir=str(tmp_path), verbose=0)
     assert classifier_digits.main(config)["test_accuracy"] >= 0.90
 
 

@@ -20,7 +20,7 @@ def grid_aspect(path):
 
 
 def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
-    config = cvae_digits.Config(epochs=1, output_dir=str(tmp_path), verbose=0)
+    config = cvae_digits.Config(export="none", epochs=1, output_dir=str(tmp_path), verbose=0)
     results = cvae_digits.main(config)
     assert results["backend"] == keras.backend.backend()
     assert np.isfinite(results["loss"]) and results["kl_loss"] > 0
@@ -59,6 +59,7 @@ def test_mnist_under_mock_data_trains_one_epoch(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
     monkeypatch.setattr(datasets_module, "_check_download_reachable", lambda timeout: True)
     config = cvae_digits.Config(
+        export="none",
         epochs=1,
         batch_size=8,
         dataset="mnist",
@@ -76,7 +77,9 @@ def test_mnist_under_mock_data_trains_one_epoch(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_default_config_meets_the_requested_class_gate(tmp_path):
-    results = cvae_digits.main(cvae_digits.Config(output_dir=str(tmp_path), verbose=0))
+    results = cvae_digits.main(
+        cvae_digits.Config(export="none", output_dir=str(tmp_path), verbose=0)
+    )
     print("CVAE requested-class accuracy", results["requested_class_accuracy"])
     # Measured with the defaults (seed 0): 0.999 (TensorFlow), 1.000 (JAX), 0.998 (torch);
     # chance is 0.1.

@@ -9,7 +9,9 @@ from dlkit.recipes import cyclegan
 
 
 def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
-    config = cyclegan.Config(epochs=1, identity_weight=5.0, output_dir=str(tmp_path), verbose=0)
+    config = cyclegan.Config(
+        export="none", epochs=1, identity_weight=5.0, output_dir=str(tmp_path), verbose=0
+    )
     results = cyclegan.main(config)
     assert results["backend"] == keras.backend.backend()
     assert np.isfinite(results["generators_loss"]) and np.isfinite(results["discriminators_loss"])
@@ -36,15 +38,15 @@ def test_rotate_transform_turns_the_digits():
 
 def test_bad_config_values_are_rejected():
     with pytest.raises(ValueError, match="cycle_weight"):
-        cyclegan.Config(cycle_weight=-1.0)
+        cyclegan.Config(export="none", cycle_weight=-1.0)
     with pytest.raises(ValueError, match="transform='flip'"):
-        cyclegan.Config(transform="flip")
+        cyclegan.Config(export="none", transform="flip")
     with pytest.raises(ValueError, match="dataset='mnist'"):
-        cyclegan.Config(dataset="mnist")
+        cyclegan.Config(export="none", dataset="mnist")
     with pytest.raises(ValueError, match="image_size=30"):
-        cyclegan.Config(image_size=30)
+        cyclegan.Config(export="none", image_size=30)
     with pytest.raises(ValueError, match="adversarial_loss='hinge'"):
-        cyclegan.Config(adversarial_loss="hinge")
+        cyclegan.Config(export="none", adversarial_loss="hinge")
 
 
 def test_horse2zebra_under_mock_data(tmp_path, monkeypatch):
@@ -52,6 +54,7 @@ def test_horse2zebra_under_mock_data(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets_module, "_check_download_reachable", lambda timeout: True)
     config = cyclegan.Config(
+        export="none",
         dataset="horse2zebra",
         image_size=16,
         epochs=1,

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from dlkit.export import verify
 from dlkit.recipes import gan_digits
 
 
@@ -21,11 +22,22 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
     noise = np.zeros((3, config.latent_dim), "float32")
     assert tuple(generator(noise).shape) == (3, 8, 8, 1)
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["epochs"] == 2
+    # The serving export (a SavedModel by default) draws what the generator draws.
+    noise = np.random.default_rng(0).standard_normal((3, config.latent_dim)).astype("float32")
+    expected = keras.ops.convert_to_numpy(generator(noise))
+    assert results["files"]["generator_export"] == str(tmp_path / "generator_export")
+    assert verify(tmp_path / "generator_export", noise, expected) <= 1e-5
+
+
+@pytest.mark.parametrize(("field", "value"), [("export", "tflite"), ("dataset", "svhn")])
+def test_unknown_export_or_dataset_is_rejected(field, value):
+    with pytest.raises(ValueError, match=field):
+        gan_digits.Config(**{field: value})
 
 
 def test_bad_config_values_are_rejected():
     with pytest.raises(ValueError, match="discriminator_steps"):
-        gan_digits.Config(discriminator_steps=0)
+        gan_digits.Config(export="none", discriminator_steps=0)
 
 
 def test_a_tfds_dataset_trains_networks_sized_to_its_images(tmp_path, monkeypatch):
@@ -34,6 +46,7 @@ def test_a_tfds_dataset_trains_networks_sized_to_its_images(tmp_path, monkeypatc
 
     monkeypatch.setattr(datasets, "_check_download_reachable", lambda timeout: True)
     config = gan_digits.Config(
+        export="none",
         epochs=1,
         dataset="cifar10",
         data_dir=str(tmp_path / "tfds"),

@@ -9,7 +9,7 @@ from dlkit.recipes import vae_digits
 
 
 def test_tiny_config_improves_the_elbo_and_writes_every_artefact(tmp_path):
-    config = vae_digits.Config(epochs=3, output_dir=str(tmp_path), verbose=0)
+    config = vae_digits.Config(export="none", epochs=3, output_dir=str(tmp_path), verbose=0)
     results = vae_digits.main(config)
     assert results["backend"] == keras.backend.backend()
     assert results["test_elbo"] > results["test_elbo_before"] + 5  # nats per image
@@ -30,6 +30,7 @@ def test_a_tfds_dataset_trains_networks_sized_to_its_images(tmp_path, monkeypatc
 
     monkeypatch.setattr(datasets, "_check_download_reachable", lambda timeout: True)
     config = vae_digits.Config(
+        export="none",
         epochs=1,
         dataset="mnist",
         data_dir=str(tmp_path / "tfds"),
@@ -46,4 +47,4 @@ def test_a_tfds_dataset_trains_networks_sized_to_its_images(tmp_path, monkeypatc
 
 def test_unknown_dataset_is_rejected():
     with pytest.raises(ValueError, match="dataset"):
-        vae_digits.Config(dataset="imagenet")
+        vae_digits.Config(export="none", dataset="imagenet")

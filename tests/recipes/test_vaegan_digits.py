@@ -10,7 +10,7 @@ from dlkit.recipes import vaegan_digits
 
 
 def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
-    config = vaegan_digits.Config(epochs=2, output_dir=str(tmp_path), verbose=0)
+    config = vaegan_digits.Config(export="none", epochs=2, output_dir=str(tmp_path), verbose=0)
     results = vaegan_digits.main(config)
     assert results["backend"] == keras.backend.backend()
     # Two epochs already bring the held-out pixel error well below its starting value.
@@ -33,19 +33,20 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
 
 def test_bad_config_values_are_rejected():
     with pytest.raises(ValueError, match="feature_weight"):
-        vaegan_digits.Config(feature_weight=-1.0)
+        vaegan_digits.Config(export="none", feature_weight=-1.0)
     with pytest.raises(ValueError, match="beta"):
-        vaegan_digits.Config(beta=-0.1)
+        vaegan_digits.Config(export="none", beta=-0.1)
     with pytest.raises(ValueError, match="latent_dim"):
-        vaegan_digits.Config(latent_dim=0)
+        vaegan_digits.Config(export="none", latent_dim=0)
     with pytest.raises(ValueError, match="dataset"):
-        vaegan_digits.Config(dataset="imagenet")
+        vaegan_digits.Config(export="none", dataset="imagenet")
 
 
 def test_mnist_under_mock_data_trains_one_epoch(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
     monkeypatch.setattr(datasets_module, "_check_download_reachable", lambda timeout: True)
     config = vaegan_digits.Config(
+        export="none",
         epochs=1,
         batch_size=8,
         latent_dim=4,
