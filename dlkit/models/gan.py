@@ -121,6 +121,18 @@ def _class_cross_entropy(one_hot_labels, class_logits):
     return ops.mean(ops.categorical_crossentropy(one_hot_labels, class_logits, from_logits=True))
 
 
+def _store_players(model, generator, discriminator, latent_dim, discriminator_steps, seed):
+    """Stores the networks and arguments every GAN here shares, and its two noise streams."""
+    model.generator = generator
+    model.discriminator = discriminator
+    model.latent_dim = latent_dim
+    model.discriminator_steps = discriminator_steps
+    model.seed = seed
+    model.seed_generator = keras.random.SeedGenerator(seed)
+    # A second stream for `sample`, so that sampling never changes the training noise.
+    model.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
+
+
 def _config_with_networks(model, config):
     """A model's config: its arguments plus its serialised generator and discriminator."""
     config = {**config, **{name: getattr(model, name) for name in model._CONFIG_ARGUMENTS}}
@@ -201,15 +213,8 @@ class GAN(AlternatingModel):
         check_int("latent_dim", latent_dim, 1)
         check_int("discriminator_steps", discriminator_steps, 1)
         _check_networks(generator, discriminator, latent_dim)
-        self.generator = generator
-        self.discriminator = discriminator
-        self.latent_dim = latent_dim
-        self.discriminator_steps = discriminator_steps
+        _store_players(self, generator, discriminator, latent_dim, discriminator_steps, seed)
         self.saturating = bool(saturating)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        # A second stream for `sample`, so that sampling never changes the training noise.
-        self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
 
     def get_config(self):
         return _config_with_networks(self, super().get_config())
@@ -324,15 +329,9 @@ class ConditionalGAN(AlternatingModel):
         if discriminator is None:
             discriminator = build_conditional_digits_discriminator(num_classes, conditioning)
         _check_networks(generator, discriminator, latent_dim, num_classes)
-        self.generator = generator
-        self.discriminator = discriminator
-        self.latent_dim = latent_dim
+        _store_players(self, generator, discriminator, latent_dim, discriminator_steps, seed)
         self.num_classes = num_classes
         self.conditioning = conditioning
-        self.discriminator_steps = discriminator_steps
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
 
     def get_config(self):
         return _config_with_networks(self, super().get_config())
@@ -446,14 +445,8 @@ class ACGAN(AlternatingModel):
         check_int("num_classes", num_classes, 2)
         check_int("discriminator_steps", discriminator_steps, 1)
         _check_networks(generator, discriminator, latent_dim, num_classes, acgan=True)
-        self.generator = generator
-        self.discriminator = discriminator
-        self.latent_dim = latent_dim
+        _store_players(self, generator, discriminator, latent_dim, discriminator_steps, seed)
         self.num_classes = num_classes
-        self.discriminator_steps = discriminator_steps
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
 
     def get_config(self):
         return _config_with_networks(self, super().get_config())

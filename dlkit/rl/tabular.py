@@ -221,9 +221,6 @@ class _TabularAgent:
         """Whether the target needs the next action taken (on-policy SARSA)."""
         return False
 
-    def _next_value(self, next_state: int, next_action: int | None) -> float:
-        raise NotImplementedError
-
     def update(
         self,
         state: int,
