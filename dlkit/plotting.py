@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "confusion_matrix",
     "plot_confusion_matrix",
+    "plot_episode_returns",
     "plot_history",
     "plot_image_grid",
     "plot_latent_scatter",
@@ -147,6 +148,36 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Pa
         axis.set_title(name)
         axis.set_xlabel("epoch")
         axis.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_episode_returns(
+    returns: Sequence[float],
+    path: str | Path,
+    window: int = 100,
+    lowest: float | None = None,
+) -> Path:
+    """Draws every training episode's return (dots) and their moving average over `window`.
+
+    `lowest` clips the vertical axis from below, e.g. to hide early random-walk episodes that
+    cost thousands.
+    """
+    if not (isinstance(window, int) and window >= 1):
+        raise ValueError(f"Expected `window` to be an integer >= 1. Received: window={window!r}")
+    returns = np.asarray(returns, dtype="float64")
+    figure = _new_figure((6, 3))
+    axes = figure.subplots()
+    episodes = np.arange(1, len(returns) + 1)
+    axes.plot(episodes, returns, ".", markersize=2, alpha=0.3, label="episode return")
+    if len(returns):
+        window = min(window, len(returns))
+        average = np.convolve(returns, np.ones(window) / window, mode="valid")
+        axes.plot(episodes[window - 1 :], average, label=f"mean of last {window}")
+        if lowest is not None:
+            axes.set_ylim(max(lowest, returns.min()) - 5.0, max(0.0, returns.max()) + 5.0)
+    axes.set_xlabel("episode")
+    axes.set_ylabel("return")
+    axes.legend(fontsize=7)
     return _save(figure, path)
 
 

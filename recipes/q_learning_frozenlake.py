@@ -21,14 +21,14 @@ Run: ``dlkit run q_learning_frozenlake --map_size 8x8 --total_timesteps 100000``
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 
+from dlkit.plotting import plot_episode_returns
+from dlkit.recipes._images import write_metrics
+from dlkit.recipes._tabular import train_or_resume
 from dlkit.rl.tabular import QLearning
 
 MAP_SIZES = ("4x4", "8x8")
@@ -112,76 +112,19 @@ def plot_policy(agent: QLearning, env, path: Path) -> None:
     figure.savefig(path, bbox_inches="tight")
 
 
-def plot_returns(returns: list[float], path: Path) -> None:
-    """Draws every training episode's return and their moving average."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6, 3), dpi=100)
-    axes = figure.subplots()
-    episodes = np.arange(1, len(returns) + 1)
-    axes.plot(episodes, returns, ".", markersize=2, alpha=0.3, label="episode return")
-    window = min(AVERAGE_WINDOW, max(1, len(returns)))
-    if returns:
-        average = np.convolve(returns, np.ones(window) / window, mode="valid")
-        axes.plot(episodes[window - 1 :], average, label=f"mean of last {window}")
-    axes.set_xlabel("episode")
-    axes.set_ylabel("return")
-    axes.legend(fontsize=7)
-    figure.savefig(path, bbox_inches="tight")
-
-
 def main(config: Config) -> dict:
     """Trains (or resumes) the agent, evaluates its greedy policy and writes the artefacts."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     env = gym.make("FrozenLake-v1", map_name=config.map_size, is_slippery=config.is_slippery)
-    checkpoint = output_dir / "checkpoint.npz"
-    if checkpoint.exists():
-        # The checkpoint's own settings (ε schedule included) win over the config's.
-        agent = QLearning.load(checkpoint)
-    else:
-        agent = QLearning.from_env(
-            env,
-            learning_rate=config.learning_rate,
-            gamma=config.gamma,
-            epsilon=1.0,
-            epsilon_final=config.epsilon_final,
-            epsilon_decay_steps=max(1, int(config.exploration_fraction * config.total_timesteps)),
-            seed=config.seed,
-        )
-    resumed_from = agent.num_timesteps
-
-    def save_checkpoint(agent: QLearning) -> None:
-        if agent.num_episodes % config.checkpoint_every == 0:
-            agent.save(checkpoint)
-
-    start = time.perf_counter()
-    remaining = config.total_timesteps - agent.num_timesteps
-    if remaining > 0:
-        agent.learn(env, remaining, verbose=config.verbose, callback=save_checkpoint)
-    train_seconds = time.perf_counter() - start
-    agent.save(checkpoint)
-    agent.save(output_dir / "q_table.npz")
+    agent, summary = train_or_resume(QLearning, env, config, output_dir)
 
     eval_return = agent.evaluate(env, episodes=config.eval_episodes, seed=config.seed)
     plot_policy(agent, env, output_dir / "policy.png")
-    plot_returns(agent.episode_returns, output_dir / "returns.png")
-    results = {
-        "eval_mean_return": eval_return,
-        "timesteps": agent.num_timesteps,
-        "episodes": agent.num_episodes,
-        "resumed_from_timesteps": resumed_from,
-        "train_seconds": round(train_seconds, 3),
-        "final_epsilon": round(agent.current_epsilon, 4),
-        "train_mean_return_last_100": float(np.mean(agent.episode_returns[-100:] or [0.0])),
-        "config": asdict(config),
-    }
-    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-    results["files"] = {
-        name: str(output_dir / name)
-        for name in ("q_table.npz", "policy.png", "returns.png", "metrics.json", "checkpoint.npz")
-    }
-    return results
+    plot_episode_returns(agent.episode_returns, output_dir / "returns.png", AVERAGE_WINDOW)
+    results = {"eval_mean_return": eval_return, **summary}
+    names = ("q_table.npz", "policy.png", "returns.png", "metrics.json", "checkpoint.npz")
+    return write_metrics(results, {Path(name).stem: output_dir / name for name in names})
 
 
 if __name__ == "__main__":

@@ -27,14 +27,15 @@ Run: ``dlkit run sarsa_cliffwalking --algorithm q_learning`` or
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
+from dlkit.plotting import plot_episode_returns
+from dlkit.recipes._images import write_metrics
+from dlkit.recipes._tabular import train_or_resume
 from dlkit.rl.tabular import SARSA, QLearning
 
 ALGORITHMS = {"sarsa": SARSA, "q_learning": QLearning}
@@ -146,66 +147,21 @@ def plot_path(agent, states: list[int], path: Path) -> None:
     figure.savefig(path, bbox_inches="tight")
 
 
-def plot_returns(returns: list[float], path: Path) -> None:
-    """Draws every training episode's return and their moving average."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6, 3), dpi=100)
-    axes = figure.subplots()
-    episodes = np.arange(1, len(returns) + 1)
-    axes.plot(episodes, returns, ".", markersize=2, alpha=0.3, label="episode return")
-    window = min(AVERAGE_WINDOW, max(1, len(returns)))
-    if returns:
-        average = np.convolve(returns, np.ones(window) / window, mode="valid")
-        axes.plot(episodes[window - 1 :], average, label=f"mean of last {window}")
-    if returns:
-        # Early random-walk episodes cost thousands; the interesting part is near 0.
-        axes.set_ylim(max(-500.0, min(returns)) - 5.0, 0.0)
-    axes.set_xlabel("episode")
-    axes.set_ylabel("return")
-    axes.legend(fontsize=7)
-    figure.savefig(path, bbox_inches="tight")
-
-
 def main(config: Config) -> dict:
     """Trains (or resumes) the agent, follows its greedy path and writes the artefacts."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     env = gym.make("CliffWalking-v1", max_episode_steps=config.max_episode_steps)
     agent_class = ALGORITHMS[config.algorithm]
-    checkpoint = output_dir / "checkpoint.npz"
-    if checkpoint.exists():
-        # The checkpoint's own settings (ε schedule included) win over the config's.
-        agent = agent_class.load(checkpoint)
-    else:
-        extra = {"expected": config.expected} if agent_class is SARSA else {}
-        agent = agent_class.from_env(
-            env,
-            learning_rate=config.learning_rate,
-            gamma=config.gamma,
-            epsilon=1.0,
-            epsilon_final=config.epsilon_final,
-            epsilon_decay_steps=max(1, int(config.exploration_fraction * config.total_timesteps)),
-            seed=config.seed,
-            **extra,
-        )
-    resumed_from = agent.num_timesteps
-
-    def save_checkpoint(agent) -> None:
-        if agent.num_episodes % config.checkpoint_every == 0:
-            agent.save(checkpoint)
-
-    start = time.perf_counter()
-    remaining = config.total_timesteps - agent.num_timesteps
-    if remaining > 0:
-        agent.learn(env, remaining, verbose=config.verbose, callback=save_checkpoint)
-    train_seconds = time.perf_counter() - start
-    agent.save(checkpoint)
-    agent.save(output_dir / "q_table.npz")
+    extra = {"expected": config.expected} if agent_class is SARSA else {}
+    agent, summary = train_or_resume(agent_class, env, config, output_dir, **extra)
 
     states, path_return = greedy_path(agent, env, config.max_episode_steps)
     plot_path(agent, states, output_dir / "path.png")
-    plot_returns(agent.episode_returns, output_dir / "returns.png")
+    # Early random-walk episodes cost thousands; the interesting part is near 0.
+    plot_episode_returns(
+        agent.episode_returns, output_dir / "returns.png", AVERAGE_WINDOW, lowest=-500.0
+    )
     rows = np.unravel_index(np.asarray(states), SHAPE)[0]
     results = {
         "algorithm": config.algorithm,
@@ -213,20 +169,10 @@ def main(config: Config) -> dict:
         "greedy_path_steps": len(states) - 1,
         "greedy_path_top_row": int(rows.min()),
         "reaches_goal": bool(states[-1] == np.ravel_multi_index(GOAL, SHAPE)),
-        "timesteps": agent.num_timesteps,
-        "episodes": agent.num_episodes,
-        "resumed_from_timesteps": resumed_from,
-        "train_seconds": round(train_seconds, 3),
-        "final_epsilon": round(agent.current_epsilon, 4),
-        "train_mean_return_last_100": float(np.mean(agent.episode_returns[-100:] or [0.0])),
-        "config": asdict(config),
+        **summary,
     }
-    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-    results["files"] = {
-        name: str(output_dir / name)
-        for name in ("q_table.npz", "path.png", "returns.png", "metrics.json", "checkpoint.npz")
-    }
-    return results
+    names = ("q_table.npz", "path.png", "returns.png", "metrics.json", "checkpoint.npz")
+    return write_metrics(results, {Path(name).stem: output_dir / name for name in names})
 
 
 if __name__ == "__main__":

@@ -66,3 +66,13 @@ def test_bad_arguments_are_rejected(tmp_path):
         LatentScatter(np.zeros((3, 2)), np.zeros(2))
     with pytest.raises(ValueError, match=r"codes\.shape=\(4, 3\)"):
         plotting.plot_latent_scatter(np.zeros((4, 3)), np.zeros(4), tmp_path / "x.png")
+
+
+def test_plot_episode_returns_draws_the_moving_average(tmp_path):
+    returns = [-100.0] * 50 + [-13.0] * 150
+    path = plotting.plot_episode_returns(returns, tmp_path / "returns.png", window=100, lowest=-50)
+    assert path.stat().st_size > 0
+    empty = plotting.plot_episode_returns([], tmp_path / "empty.png")
+    assert empty.stat().st_size > 0
+    with pytest.raises(ValueError, match="window"):
+        plotting.plot_episode_returns(returns, tmp_path / "x.png", window=0)

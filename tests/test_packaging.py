@@ -94,6 +94,7 @@ PUBLIC_API = {
     "dlkit.plotting": [
         "confusion_matrix",
         "plot_confusion_matrix",
+        "plot_episode_returns",
         "plot_history",
         "plot_image_grid",
         "plot_latent_scatter",
