@@ -24,3 +24,17 @@ def in_tmp_dir(tmp_path, monkeypatch):
     """Runs the test inside a fresh temporary working directory (recipes write to runs/)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def offline_tfds(tmp_path, monkeypatch):
+    """tensorflow-datasets without a network: returns (data_dir, tfds.testing.mock_data).
+
+    The download check answers yes, so that ``dlkit.data.load`` goes on to ``tfds``, whose
+    downloads ``mock_data`` replaces with generated examples; no test opens a socket.
+    """
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from dlkit.data import datasets
+
+    monkeypatch.setattr(datasets, "_check_download_reachable", lambda timeout: True)
+    return str(tmp_path / "tfds"), tfds.testing.mock_data

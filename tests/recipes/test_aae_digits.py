@@ -56,21 +56,18 @@ def test_bad_config_values_are_rejected():
         aae_digits.Config(export="none", dataset="imagenet")
 
 
-def test_mnist_under_mock_data_trains_one_epoch(tmp_path, monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    from dlkit.data import datasets as datasets_module
-
-    monkeypatch.setattr(datasets_module, "_check_download_reachable", lambda timeout: True)
+def test_mnist_under_mock_data_trains_one_epoch(tmp_path, offline_tfds):
+    data_dir, mock_data = offline_tfds
     config = aae_digits.Config(
         export="none",
         epochs=1,
         batch_size=8,
         dataset="mnist",
-        data_dir=str(tmp_path / "tfds"),
+        data_dir=data_dir,
         output_dir=str(tmp_path / "run"),
         verbose=0,
     )
-    with tfds.testing.mock_data(num_examples=16):
+    with mock_data(num_examples=16):
         results = aae_digits.main(config)
     assert results["dataset"] == "mnist"
     assert np.isfinite(results["test_reconstruction_error"])

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 
-from dlkit.data import datasets as datasets_module
 from dlkit.recipes import acgan_digits
 
 GATE_KEYS = ("requested_class_accuracy", "requested_class_accuracy_per_class", "meets_80_percent")
@@ -57,20 +56,19 @@ def test_bad_config_values_are_rejected(overrides, name):
         acgan_digits.Config(**overrides)
 
 
-def test_mnist_under_mock_data_trains_one_epoch(tmp_path, monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(datasets_module, "_check_download_reachable", lambda timeout: True)
+def test_mnist_under_mock_data_trains_one_epoch(tmp_path, offline_tfds):
+    data_dir, mock_data = offline_tfds
     config = acgan_digits.Config(
         export="none",
         epochs=1,
         batch_size=8,
         latent_dim=4,
         dataset="mnist",
-        data_dir=str(tmp_path / "tfds"),
+        data_dir=data_dir,
         output_dir=str(tmp_path / "run"),
         verbose=0,
     )
-    with tfds.testing.mock_data(num_examples=16):
+    with mock_data(num_examples=16):
         results = acgan_digits.main(config)
     assert results["dataset"] == "mnist" and np.isfinite(results["generator_loss"])
     assert 0.0 <= results["class_head_test_accuracy"] <= 1.0

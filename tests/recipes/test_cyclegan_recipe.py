@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 
-import dlkit.data.datasets as datasets_module
 from dlkit.recipes import cyclegan
 
 
@@ -49,21 +48,19 @@ def test_bad_config_values_are_rejected():
         cyclegan.Config(export="none", adversarial_loss="hinge")
 
 
-def test_horse2zebra_under_mock_data(tmp_path, monkeypatch):
-    import tensorflow_datasets as tfds
-
-    monkeypatch.setattr(datasets_module, "_check_download_reachable", lambda timeout: True)
+def test_horse2zebra_under_mock_data(tmp_path, offline_tfds):
+    data_dir, mock_data = offline_tfds
     config = cyclegan.Config(
         export="none",
         dataset="horse2zebra",
         image_size=16,
         epochs=1,
         batch_size=4,
-        data_dir=str(tmp_path / "data"),
+        data_dir=data_dir,
         output_dir=str(tmp_path / "run"),
         verbose=0,
     )
-    with tfds.testing.mock_data(num_examples=8):
+    with mock_data(num_examples=8):
         results = cyclegan.main(config)
     assert np.isfinite(results["generators_loss"]) and np.isfinite(results["cycle_error_a"])
     assert "translation_error_ab" not in results  # no true translation for horses and zebras

@@ -40,20 +40,17 @@ def test_bad_config_values_are_rejected():
         gan_digits.Config(export="none", discriminator_steps=0)
 
 
-def test_a_tfds_dataset_trains_networks_sized_to_its_images(tmp_path, monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    from dlkit.data import datasets
-
-    monkeypatch.setattr(datasets, "_check_download_reachable", lambda timeout: True)
+def test_a_tfds_dataset_trains_networks_sized_to_its_images(tmp_path, offline_tfds):
+    data_dir, mock_data = offline_tfds
     config = gan_digits.Config(
         export="none",
         epochs=1,
         dataset="cifar10",
-        data_dir=str(tmp_path / "tfds"),
+        data_dir=data_dir,
         output_dir=str(tmp_path / "run"),
         verbose=0,
     )
-    with tfds.testing.mock_data(num_examples=64):
+    with mock_data(num_examples=64):
         results = gan_digits.main(config)
     assert results["dataset"] == "cifar10"
     assert "class_shares_of_samples" not in results  # the digits judge reads 8x8 digits only

@@ -24,20 +24,17 @@ def test_tiny_config_improves_the_elbo_and_writes_every_artefact(tmp_path):
     assert restored.reconstruct(images[:4]).shape == (4, 8, 8, 1)
 
 
-def test_a_tfds_dataset_trains_networks_sized_to_its_images(tmp_path, monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    from dlkit.data import datasets
-
-    monkeypatch.setattr(datasets, "_check_download_reachable", lambda timeout: True)
+def test_a_tfds_dataset_trains_networks_sized_to_its_images(tmp_path, offline_tfds):
+    data_dir, mock_data = offline_tfds
     config = vae_digits.Config(
         export="none",
         epochs=1,
         dataset="mnist",
-        data_dir=str(tmp_path / "tfds"),
+        data_dir=data_dir,
         output_dir=str(tmp_path / "run"),
         verbose=0,
     )
-    with tfds.testing.mock_data(num_examples=64):
+    with mock_data(num_examples=64):
         results = vae_digits.main(config)
     assert results["dataset"] == "mnist"
     assert np.isfinite(results["test_elbo"])
