@@ -23,19 +23,28 @@ def check_int(name, value, minimum):
         )
 
 
-def check_image_shape(image_shape):
-    """Returns `image_shape` as a tuple (H, W, C) with H and W divisible by 4, else ValueError."""
+def check_weight(name, value):
+    """Returns `value` as a float if it is a number >= 0 (booleans refused), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"Expected `{name}` to be a number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def check_image_shape(image_shape, multiple=4):
+    """Returns `image_shape` as a tuple (H, W, C) of positive integers with H and W divisible by
+    `multiple` (4 for the convolutional networks here), else ValueError."""
     shape = tuple(image_shape) if isinstance(image_shape, (tuple, list)) else None
     if (
         shape is None
         or len(shape) != 3
         or not all(isinstance(size, int) and size > 0 for size in shape)
-        or shape[0] % 4
-        or shape[1] % 4
+        or shape[0] % multiple
+        or shape[1] % multiple
     ):
+        divisible = f" with height and width divisible by {multiple}" if multiple > 1 else ""
         raise ValueError(
-            "Expected `image_shape` (height, width, channels) with height and width divisible "
-            f"by 4. Received: image_shape={image_shape!r}"
+            f"Expected `image_shape` (height, width, channels) of positive integers{divisible}. "
+            f"Received: image_shape={image_shape!r}"
         )
     return shape
 

@@ -17,7 +17,14 @@ import keras
 from keras import ops
 
 from dlkit.losses import discriminator_loss, generator_loss
-from dlkit.models._networks import DIGITS_SHAPE, check_image_shape, check_int, downsample, upsample
+from dlkit.models._networks import (
+    DIGITS_SHAPE,
+    check_image_shape,
+    check_int,
+    check_weight,
+    downsample,
+    upsample,
+)
 from dlkit.training import AlternatingModel, Update
 
 __all__ = ["PRIORS", "AdversarialAutoencoder", "build_digits_aae_networks", "sample_prior"]
@@ -196,12 +203,7 @@ class AdversarialAutoencoder(AlternatingModel):
     ):
         super().__init__(**kwargs)
         _check_prior(prior)
-        weight = reconstruction_weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-            raise ValueError(
-                "Expected `reconstruction_weight` to be a number >= 0. "
-                f"Received: reconstruction_weight={reconstruction_weight!r}"
-            )
+        check_weight("reconstruction_weight", reconstruction_weight)
         for name, network in zip(_NETWORKS, (encoder, decoder, discriminator)):
             if not isinstance(network, keras.Layer):
                 raise ValueError(f"Expected `{name}` to be a keras.Model. Received: {network!r}")

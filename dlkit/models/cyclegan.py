@@ -16,7 +16,7 @@ from keras import ops
 
 from dlkit.layers import TransposedConv2D
 from dlkit.losses import cycle_consistency_loss, discriminator_loss, generator_loss
-from dlkit.models._networks import DIGITS_SHAPE, check_image_shape, downsample
+from dlkit.models._networks import DIGITS_SHAPE, check_image_shape, check_weight, downsample
 from dlkit.models.gan import _shapes
 from dlkit.training import AlternatingModel, Update
 
@@ -24,12 +24,6 @@ __all__ = ["ADVERSARIAL_LOSSES", "CycleGAN", "build_digits_cyclegan_networks"]
 
 ADVERSARIAL_LOSSES = ("least_squares", "cross_entropy")
 _NETWORK_NAMES = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
-
-
-def _check_weight(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"Expected `{name}` to be a number >= 0. Received: {name}={value!r}")
-    return float(value)
 
 
 def _check_networks(generator_ab, generator_ba, discriminator_a, discriminator_b):
@@ -148,8 +142,8 @@ class CycleGAN(AlternatingModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        cycle_weight = _check_weight("cycle_weight", cycle_weight)
-        identity_weight = _check_weight("identity_weight", identity_weight)
+        cycle_weight = check_weight("cycle_weight", cycle_weight)
+        identity_weight = check_weight("identity_weight", identity_weight)
         if adversarial_loss not in ADVERSARIAL_LOSSES:
             raise ValueError(
                 f"Expected `adversarial_loss` to be one of {ADVERSARIAL_LOSSES}. "

@@ -10,6 +10,7 @@ from keras import ops
 
 from dlkit.layers import GaussianSampling, LabelChannels
 from dlkit.losses import kl_divergence_to_standard_normal
+from dlkit.models._networks import check_image_shape, check_weight
 
 __all__ = [
     "VAE",
@@ -282,8 +283,7 @@ class ConditionalVAE(keras.Model):
 def _init_variational(model, encoder, decoder, beta, seed, reconstruction):
     """Checks and stores the arguments shared by `VAE` and `ConditionalVAE`, and creates their
     sampling layer, prior noise and loss trackers."""
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-        raise ValueError(f"Expected `beta` to be a number >= 0. Received: beta={beta!r}")
+    check_weight("beta", beta)
     if reconstruction not in _RECONSTRUCTIONS:
         raise ValueError(
             f"Expected `reconstruction` to be one of {_RECONSTRUCTIONS}. "
@@ -386,16 +386,6 @@ def _decoder_body(code, image_shape):
     return keras.layers.Reshape(image_shape)(pixels)  # (B, H, W, C)
 
 
-def _check_image_shape(image_shape):
-    shape = tuple(image_shape) if isinstance(image_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise ValueError(
-            "Expected `image_shape` (height, width, channels) of positive integers. "
-            f"Received: image_shape={image_shape!r}"
-        )
-    return shape
-
-
 def build_digits_vae_encoder(latent_dim, image_shape=(8, 8, 1)):
     """Builds a small dense VAE encoder for 8x8x1 digits: x → [mean, log_variance].
 
@@ -407,7 +397,7 @@ def build_digits_vae_encoder(latent_dim, image_shape=(8, 8, 1)):
         [(None, 2), (None, 2)]
     """
     _check_positive_int("latent_dim", latent_dim)
-    inputs = keras.Input(_check_image_shape(image_shape))
+    inputs = keras.Input(check_image_shape(image_shape, multiple=1))
     flat = keras.layers.Flatten()(inputs)  # (B, H·W·C)
     return keras.Model(inputs, _encoder_head(flat, latent_dim), name="encoder")
 
@@ -423,7 +413,7 @@ def build_digits_vae_decoder(latent_dim, image_shape=(8, 8, 1)):
         (None, 8, 8, 1)
     """
     _check_positive_int("latent_dim", latent_dim)
-    image_shape = _check_image_shape(image_shape)
+    image_shape = check_image_shape(image_shape, multiple=1)
     code = keras.Input((latent_dim,))
     return keras.Model(code, _decoder_body(code, image_shape), name="decoder")
 
@@ -440,7 +430,7 @@ def build_digits_cvae_encoder(latent_dim, num_classes=10, image_shape=(8, 8, 1))
     """
     _check_positive_int("latent_dim", latent_dim)
     _check_positive_int("num_classes", num_classes)
-    images = keras.Input(_check_image_shape(image_shape))
+    images = keras.Input(check_image_shape(image_shape, multiple=1))
     one_hot = keras.Input((num_classes,))
     flat = keras.layers.Flatten()(images)  # (B, H·W·C)
     # On a flat input LabelChannels concatenates the label: the dense case of [notes §6.3].
@@ -461,7 +451,7 @@ def build_digits_cvae_decoder(latent_dim, num_classes=10, image_shape=(8, 8, 1))
     """
     _check_positive_int("latent_dim", latent_dim)
     _check_positive_int("num_classes", num_classes)
-    image_shape = _check_image_shape(image_shape)
+    image_shape = check_image_shape(image_shape, multiple=1)
     code = keras.Input((latent_dim,))
     one_hot = keras.Input((num_classes,))
     hidden = keras.layers.Concatenate()([code, one_hot])  # (B, latent_dim + K)

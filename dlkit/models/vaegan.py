@@ -21,6 +21,7 @@ from dlkit.models._networks import (
     DIGITS_SHAPE,
     check_image_shape,
     check_int,
+    check_weight,
     downsample,
     upsample,
 )
@@ -29,11 +30,6 @@ from dlkit.training import AlternatingModel, Update
 __all__ = ["VAEGAN", "build_digits_vaegan_networks"]
 
 _NETWORKS = ("encoder", "decoder", "discriminator")
-
-
-def _check_weight(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"Expected `{name}` to be a number >= 0. Received: {name}={value!r}")
 
 
 def _input_shape(network):
@@ -156,8 +152,8 @@ class VAEGAN(AlternatingModel):
         self, encoder, decoder, discriminator, beta=1.0, feature_weight=1.0, seed=None, **kwargs
     ):
         super().__init__(**kwargs)
-        _check_weight("beta", beta)
-        _check_weight("feature_weight", feature_weight)
+        check_weight("beta", beta)
+        check_weight("feature_weight", feature_weight)
         for name, network in zip(_NETWORKS, (encoder, decoder, discriminator)):
             if not isinstance(network, keras.Layer):
                 raise ValueError(
