@@ -1,5 +1,11 @@
 """Reinforcement learning of chapter 9: experience buffers, agents and their training loop.
 
+Deep agents (`keras.Model` subclasses that train on TensorFlow, JAX and PyTorch): `DQN` with
+double, prioritized, dueling, noisy, distributional (C51) and n-step options; the policy-gradient
+agents `REINFORCE` and `A2C`; and `PPO`, for discrete and Gaussian policies. Each learns with
+`learn(env, total_timesteps)` on gymnasium vector environments (`make_vector_env`) and exports
+its deterministic policy with `policy_model()`.
+
 Tabular agents: ``QLearning`` and ``SARSA`` for discrete gymnasium environments, and
 ``evaluate``, which plays greedy episodes with any agent.
 
@@ -9,21 +15,36 @@ The targets and losses of value-based agents (``q_learning_targets``, ``categori
 ``huber_loss``) are pure ``keras.ops`` functions.
 """
 
+from dlkit.rl.agent import Agent, GreedyAction
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
+from dlkit.rl.dqn import DQN, build_q_network
+from dlkit.rl.envs import as_vector_env, make_vector_env
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
+from dlkit.rl.policy_gradient import A2C, REINFORCE, build_actor_critic
+from dlkit.rl.ppo import PPO
 from dlkit.rl.rollout import RolloutBuffer
 from dlkit.rl.sum_tree import SumTree
 from dlkit.rl.tabular import SARSA, QLearning, evaluate
 
 __all__ = [
+    "A2C",
+    "DQN",
+    "PPO",
+    "REINFORCE",
     "SARSA",
+    "Agent",
+    "GreedyAction",
     "PrioritizedReplayBuffer",
     "QLearning",
     "ReplayBuffer",
     "RolloutBuffer",
     "SumTree",
+    "as_vector_env",
+    "build_actor_critic",
+    "build_q_network",
     "categorical_projection",
     "evaluate",
     "huber_loss",
+    "make_vector_env",
     "q_learning_targets",
 ]

@@ -108,22 +108,27 @@ def alternating_test_step(model, state, data):
 def inference_function(model, compiled):
     import numpy as np
 
+    training = compiled.training
+
     @jax.jit
     def function(trainable_values, non_trainable_values, inputs):
         compiled.num_traces += 1
-        outputs, _ = model.stateless_call(
-            trainable_values, non_trainable_values, inputs, training=False
+        return model.stateless_call(
+            trainable_values, non_trainable_values, inputs, training=training
         )
-        return outputs
 
     def call(inputs):
         # Reading the variables' current values on every call keeps the function stateless:
         # weights changed by training are used without retracing.
-        outputs = function(
+        outputs, non_trainable_values = function(
             [variable.value for variable in model.trainable_variables],
             [variable.value for variable in model.non_trainable_variables],
             inputs,
         )
-        return np.asarray(outputs)
+        if training:
+            # Keep what the call changed (seed generator states), as the other backends do.
+            for variable, value in zip(model.non_trainable_variables, non_trainable_values):
+                variable.assign(value)
+        return keras.tree.map_structure(np.asarray, outputs)
 
     return call

@@ -1,5 +1,6 @@
 """TensorFlow implementation of the ``dlkit.training`` interface (GradientTape)."""
 
+import keras
 import tensorflow as tf
 
 
@@ -57,8 +58,8 @@ def inference_function(model, compiled):
             @tf.function(input_signature=[signature])
             def function(x):
                 compiled.num_traces += 1
-                return model(x, training=False)
+                return model(x, training=compiled.training)
 
-        return function(inputs).numpy()
+        return keras.tree.map_structure(lambda x: x.numpy(), function(inputs))
 
     return call

@@ -1,5 +1,6 @@
 """PyTorch implementation of the ``dlkit.training`` interface (autograd)."""
 
+import keras
 import torch
 
 
@@ -48,12 +49,13 @@ def alternating_test_step(model, data):
 
 
 def inference_function(model, compiled):
-    del compiled  # Nothing is traced on PyTorch.
-    # `forward` skips Layer.__call__'s per-call bookkeeping (about a quarter of the latency).
-    kwargs = {"training": False} if model._call_has_training_arg else {}
+    # Nothing is traced on PyTorch. `forward` skips Layer.__call__'s per-call bookkeeping
+    # (about a quarter of the latency).
+    kwargs = {"training": compiled.training} if model._call_has_training_arg else {}
 
     def call(inputs):
         with torch.inference_mode():
-            return model.forward(torch.as_tensor(inputs), **kwargs).cpu().numpy()
+            outputs = model.forward(torch.as_tensor(inputs), **kwargs)
+        return keras.tree.map_structure(lambda x: x.cpu().numpy(), outputs)
 
     return call

@@ -30,8 +30,9 @@ class CompiledInference:
             does not trace).
     """
 
-    def __init__(self, model: keras.Layer, function: Callable):
+    def __init__(self, model: keras.Layer, function: Callable, training: bool = False):
         self.model = model
+        self.training = training
         self._function = function
         self.num_traces = 0
 
@@ -39,14 +40,20 @@ class CompiledInference:
         return self._function(inputs)
 
 
-def compile_inference(model: keras.Layer) -> CompiledInference:
+def compile_inference(model: keras.Layer, training: bool = False) -> CompiledInference:
     """Compiles ``model``'s inference call (``training=False``) for fast repeated use.
+
+    With ``training=True`` the call runs in training mode instead, and state the call changes
+    is kept: each call of a network of ``dlkit.layers.NoisyDense`` layers then draws new noise
+    (its seed generator advances on every backend), the exploring policy of a noisy DQN.
 
     Args:
         model: a built Keras model or layer taking one tensor input.
+        training: whether to call the model in training mode. Defaults to False.
 
     Returns:
-        A ``CompiledInference``: call it with a numpy array (batch first) to get a numpy array.
+        A ``CompiledInference``: call it with a numpy array (batch first) to get a numpy array,
+        or the model's structure (tuple, list, dict) of numpy arrays.
 
     Raises:
         TypeError: if ``model`` is not a Keras layer or model.
@@ -66,6 +73,6 @@ def compile_inference(model: keras.Layer) -> CompiledInference:
             "Expected a built model (call it once or give it an Input). "
             f"Received: model={model.name!r} with built=False"
         )
-    compiled = CompiledInference(model, function=None)
+    compiled = CompiledInference(model, function=None, training=bool(training))
     compiled._function = backend_module().inference_function(model, compiled)
     return compiled

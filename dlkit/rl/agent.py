@@ -1,0 +1,496 @@
+"""What every deep agent shares: stepping vector environments, `learn`, evaluation, checkpoints.
+
+A deep agent is a `keras.Model` whose `compute_loss` is its learning rule (the TD loss of DQN,
+the clipped surrogate of PPO, ...). Its `learn(env, total_timesteps)` collects experience
+from a gymnasium vector environment with a compiled acting function
+(`dlkit.training.compile_inference`, microseconds per step, never `predict`), and takes its
+gradient steps with Keras' own `train_on_batch`, so the same agent trains on TensorFlow, JAX
+and PyTorch.
+
+`learn` reports through Keras callbacks: each iteration (a rollout of an on-policy agent,
+`log_interval` steps of an off-policy one) ends with `on_epoch_end(iteration, logs)`, whose
+logs hold the timesteps, the mean return of the last 100 episodes, the losses, the steps per
+second and, when evaluated, `eval_return`. `keras.callbacks.TensorBoard` therefore logs an RL
+run, and a callback that sets `agent.stop_training = True` ends it.
+
+Checkpoints (`checkpoint_dir`): one `.npz` file, written atomically (a crash while writing
+leaves the previous checkpoint intact), holding the agent's and the optimizer's variables, the
+replay buffer, the NumPy generator and every counter. `learn` called with a directory that holds
+a checkpoint restores it and finishes that run. The environments' own states are not saved:
+the episodes running at the checkpoint restart from a reset.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from dlkit.rl.buffers import _check_positive_integer, _rng_from_json, _rng_to_json
+from dlkit.rl.envs import as_vector_env, failing_env_index, final_observations
+
+__all__ = ["Agent", "GreedyAction", "evaluate_vector"]
+
+# Episodes averaged in the logged mean return.
+RETURN_WINDOW = 100
+_CHECKPOINT_NAME = "checkpoint.npz"
+
+
+def check_gamma(gamma: object) -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0 <= gamma <= 1:
+        raise ValueError(f"Expected `gamma` to be a number in [0, 1]. Received: gamma={gamma!r}")
+    return float(gamma)
+
+
+def check_positive(name: str, value: object, maximum: float | None = None) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not value > 0
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f"in (0, {maximum}]" if maximum is not None else "> 0"
+        raise ValueError(f"Expected `{name}` to be a number {bound}. Received: {name}={value!r}")
+    return float(value)
+
+
+def check_non_negative(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"Expected `{name}` to be a number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def check_network(name: str, network: object) -> keras.Model:
+    if not isinstance(network, keras.Model):
+        raise TypeError(f"Expected `{name}` to be a keras.Model. Received: {name}={network!r}")
+    if not network.built or not network.inputs:
+        raise ValueError(
+            f"Expected `{name}` to be a built model with a known input shape (a functional or "
+            f"Sequential model starting with keras.Input). Received: {name}={network.name!r}"
+        )
+    return network
+
+
+def evaluate_vector(act, env, episodes: int = 10, seed: int = 0) -> list[float]:
+    """Plays `episodes` episodes with `act` on a vector environment; returns their returns.
+
+    Copy i of the `n` copies plays episodes i, i + n, i + 2n, ..., so the set of episodes (and
+    so the mean) does not depend on which copy finishes first. The copies are reset with seeds
+    `seed + i`.
+    """
+    episodes = _check_positive_integer("episodes", episodes)
+    num_envs = env.num_envs
+    quota = np.array([len(range(i, episodes, num_envs)) for i in range(num_envs)])
+    totals = np.zeros(num_envs)
+    finished: list[list[float]] = [[] for _ in range(num_envs)]
+    observations, _ = env.reset(seed=[seed + i for i in range(num_envs)])
+    from gymnasium.vector import AutoresetMode
+
+    next_step_mode = env.metadata.get("autoreset_mode") == AutoresetMode.NEXT_STEP
+    resetting = np.zeros(num_envs, bool)
+    while any(len(done) < wanted for done, wanted in zip(finished, quota)):
+        actions = act(observations)
+        observations, rewards, terminated, truncated, _ = env.step(actions)
+        ended = np.logical_or(terminated, truncated)
+        totals += np.where(resetting, 0.0, rewards)
+        for index in np.flatnonzero(ended & ~resetting):
+            if len(finished[index]) < quota[index]:
+                finished[index].append(float(totals[index]))
+            totals[index] = 0.0
+        resetting = ended & ~resetting if next_step_mode else np.zeros(num_envs, bool)
+    return [value for done in finished for value in done]
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class GreedyAction(keras.layers.Layer):
+    """The deterministic action of a network's output: the last layer of an exported policy.
+
+    Three rules, one per kind of agent:
+
+    - `"argmax"`: Q-values or logits (B, A) → the action of the largest, int32 (B,);
+    - `"expected_argmax"`: C51 probabilities (B, A, N) → argmax_a Σ_j support_j p_aj;
+    - `"clip"`: Gaussian means (B, D) → the means clipped to [low, high], float32 (B, D).
+
+    Equation:
+
+        argmax:          a = argmax_a Q(s, a)                      [notes §9.1.2]
+        expected_argmax: a = argmax_a Σ_j z_j p_j(s, a)            [notes eq. 9.18]
+        clip:            a = min(max(μ(s), low), high)
+
+    Args:
+        rule: `"argmax"`, `"expected_argmax"` or `"clip"`.
+        support: the atoms z_j of `"expected_argmax"`, a list of floats. Defaults to None.
+        low: the lower bounds of `"clip"`, a list of floats. Defaults to None.
+        high: the upper bounds of `"clip"`, a list of floats. Defaults to None.
+        **kwargs: other `keras.layers.Layer` arguments.
+
+    Returns:
+        The action batch.
+
+    Example:
+
+        >>> import numpy as np
+        >>> keras.ops.convert_to_numpy(GreedyAction("argmax")(np.array([[0.1, 0.7]]))).tolist()
+        [1]
+    """
+
+    RULES = ("argmax", "expected_argmax", "clip")
+
+    def __init__(self, rule: str, support=None, low=None, high=None, **kwargs):
+        super().__init__(**kwargs)
+        if rule not in self.RULES:
+            raise ValueError(f"Expected `rule` to be one of {self.RULES}. Received: rule={rule!r}")
+        if rule == "expected_argmax" and support is None:
+            raise ValueError(
+                "Expected `support` for rule='expected_argmax'. Received: support=None"
+            )
+        if rule == "clip" and (low is None or high is None):
+            raise ValueError(
+                f"Expected `low` and `high` for rule='clip'. Received: {low=}, {high=}"
+            )
+        self.rule = rule
+        self.support = None if support is None else [float(x) for x in support]
+        self.low = None if low is None else [float(x) for x in low]
+        self.high = None if high is None else [float(x) for x in high]
+
+    def call(self, outputs):
+        if self.rule == "clip":
+            low = ops.convert_to_tensor(self.low, outputs.dtype)
+            high = ops.convert_to_tensor(self.high, outputs.dtype)
+            return ops.clip(outputs, low, high)
+        if self.rule == "expected_argmax":
+            support = ops.convert_to_tensor(self.support, outputs.dtype)
+            outputs = ops.sum(outputs * support, axis=-1)
+        return ops.cast(ops.argmax(outputs, axis=-1), "int32")
+
+    def compute_output_shape(self, input_shape):
+        if self.rule == "clip":
+            return tuple(input_shape)
+        return tuple(input_shape[:1])
+
+    def compute_output_spec(self, outputs):
+        shape = self.compute_output_shape(outputs.shape)
+        dtype = outputs.dtype if self.rule == "clip" else "int32"
+        return keras.KerasTensor(shape, dtype=dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"rule": self.rule, "support": self.support, "low": self.low, "high": self.high}
+        )
+        return config
+
+
+class Agent(keras.Model):
+    """Base of the deep agents: the training loop, evaluation and checkpoints (module doc).
+
+    Subclasses define `act(observations, explore)`, `_make_optimizer()`, `_setup_run(env)`,
+    `_on_run_start(env, resumed)` and `_collect_and_train(env)`, which steps the environment
+    at least once through `_step_env` and trains.
+    """
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"Expected `seed` to be an int or None. Received: seed={seed!r}")
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self.num_timesteps = 0
+        self.num_episodes = 0
+        self.num_updates = 0
+        self.episode_returns: list[float] = []
+        self.episode_lengths: list[int] = []
+        self.evaluations: list[tuple[int, float]] = []
+        self._run_start = 0
+        self._run_target = 0
+        self._acting: dict = {}
+
+    # ------------------------------------------------------------------ acting
+
+    def _compiled(self, network: keras.Model, training: bool = False):
+        from dlkit.training import compile_inference
+
+        key = (id(network), training)
+        if key not in self._acting:
+            self._acting[key] = compile_inference(network, training=training)
+        return self._acting[key]
+
+    def _batched(self, observations) -> tuple[np.ndarray, bool]:
+        observations = np.asarray(observations, dtype="float32")
+        single = observations.shape == self._observation_shape
+        if single:
+            observations = observations[None]
+        elif observations.shape[1:] != self._observation_shape:
+            raise ValueError(
+                f"Expected observations of shape {self._observation_shape} or (batch, "
+                f"*{self._observation_shape}). Received: observations.shape={observations.shape}"
+            )
+        return observations, single
+
+    def policy_model(self) -> keras.Model:
+        """The deterministic policy as a standalone functional model, observations → actions.
+
+        It shares the agent's weights, needs nothing of dlkit.rl to run, and is what
+        `dlkit.export` turns into a SavedModel or ONNX file: its output equals
+        `act(observations, explore=False)`.
+        """
+        network, head = self._policy_network_and_head()
+        inputs = keras.Input(self._observation_shape, name="observations")
+        return keras.Model(inputs, head(network(inputs, training=False)), name="policy")
+
+    def evaluate(self, env, episodes: int = 10, seed: int = 0) -> float:
+        """Mean return of `episodes` deterministic episodes on `env` (a vector env is faster)."""
+        vector_env = env if hasattr(env, "num_envs") else as_vector_env(env)
+        returns = evaluate_vector(lambda x: self.act(x, explore=False), vector_env, episodes, seed)
+        return float(np.mean(returns))
+
+    # ------------------------------------------------------------------ learning
+
+    def _check_observation_space(self, env, networks) -> None:
+        space = env.single_observation_space
+        shape = tuple(space.shape or ())
+        for name, network in networks:
+            expected = tuple(network.inputs[0].shape[1:])
+            if expected != shape:
+                raise ValueError(
+                    f"Expected the environment's observations to fit `{name}`, whose input "
+                    f"shape is {expected}. Received: observation_space={space!r}"
+                )
+
+    def _step_env(self, env, actions):
+        """Steps every copy; returns (observations, rewards, terminated, truncated, reached).
+
+        `reached` holds the true last observation of copies whose episode just ended. Episode
+        returns and lengths are recorded; an exception names the copy and the step.
+        """
+        try:
+            observations, rewards, terminated, truncated, infos = env.step(actions)
+        except Exception as error:
+            index = failing_env_index(env, error)
+            where = f"environment {index}" if index is not None else "the environment"
+            raise RuntimeError(
+                f"{where} raised at timestep {self.num_timesteps} (vector step "
+                f"{self.num_timesteps // env.num_envs}): {type(error).__name__}: {error}. "
+                "The last checkpoint is left as it was."
+            ) from error
+        rewards = np.asarray(rewards, dtype=np.float32)
+        terminated = np.asarray(terminated, dtype=bool)
+        truncated = np.asarray(truncated, dtype=bool)
+        self._episode_return += rewards
+        self._episode_length += 1
+        for index in np.flatnonzero(terminated | truncated):
+            self.episode_returns.append(float(self._episode_return[index]))
+            self.episode_lengths.append(int(self._episode_length[index]))
+            self.num_episodes += 1
+            self._episode_return[index] = 0.0
+            self._episode_length[index] = 0
+        self.num_timesteps += env.num_envs
+        reached = final_observations(observations, infos)
+        return observations, rewards, terminated, truncated, reached
+
+    def _reset_env(self, env):
+        seeds = [int(seed) for seed in self._rng.integers(2**31, size=env.num_envs)]
+        observations, _ = env.reset(seed=seeds)
+        self._episode_return = np.zeros(env.num_envs, np.float32)
+        self._episode_length = np.zeros(env.num_envs, np.int64)
+        return observations
+
+    def _train_batch(self, x, y) -> dict:
+        logs = self.train_on_batch(x, y, return_dict=True)
+        self.num_updates += 1
+        return logs
+
+    def learn(
+        self,
+        env,
+        total_timesteps: int,
+        callbacks: list | None = None,
+        eval_env=None,
+        eval_interval: int = 5_000,
+        eval_episodes: int = 10,
+        checkpoint_dir: str | None = None,
+        checkpoint_interval: int = 10_000,
+        verbose: int = 1,
+    ):
+        """Trains for `total_timesteps` environment steps; returns the agent.
+
+        Args:
+            env: a `gymnasium.Env` or a vector environment in same-step autoreset mode
+                (`dlkit.rl.make_vector_env`); sync or async.
+            total_timesteps: the number of environment steps of this run, summed over copies.
+            callbacks: Keras callbacks; each iteration calls `on_epoch_end(iteration, logs)`.
+            eval_env: an environment (a vector one evaluates its copies in parallel) for the
+                deterministic evaluation every `eval_interval` steps; None for no evaluation.
+            eval_interval: environment steps between evaluations. Defaults to 5,000.
+            eval_episodes: episodes per evaluation. Defaults to 10.
+            checkpoint_dir: a directory for `checkpoint.npz`, written every
+                `checkpoint_interval` steps and at the end; if it already holds one, the
+                agent restores it and finishes that run (its `total_timesteps` wins).
+            checkpoint_interval: environment steps between checkpoints. Defaults to 10,000.
+            verbose: 1 for a progress bar with the mean return and steps per second, 0 for
+                silence. Defaults to 1.
+
+        Returns:
+            The agent.
+        """
+        total_timesteps = _check_positive_integer("total_timesteps", total_timesteps)
+        eval_interval = _check_positive_integer("eval_interval", eval_interval)
+        eval_episodes = _check_positive_integer("eval_episodes", eval_episodes)
+        checkpoint_interval = _check_positive_integer("checkpoint_interval", checkpoint_interval)
+        env = as_vector_env(env)
+        if eval_env is not None:
+            eval_env = eval_env if hasattr(eval_env, "num_envs") else as_vector_env(eval_env)
+        self._setup_run(env)
+        if getattr(self, "optimizer", None) is None:
+            self.compile(optimizer=self._make_optimizer())
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        checkpoint = Path(checkpoint_dir) / _CHECKPOINT_NAME if checkpoint_dir else None
+        resumed = checkpoint is not None and checkpoint.exists()
+        if resumed:
+            self.load_checkpoint(checkpoint)
+        else:
+            self._run_start = self.num_timesteps
+            self._run_target = self.num_timesteps + total_timesteps
+        self._on_run_start(env, resumed)
+
+        callback_list = keras.callbacks.CallbackList(
+            callbacks, add_history=True, add_progbar=False, model=self
+        )
+        progress = None
+        if verbose:
+            progress = keras.utils.Progbar(
+                self._run_target - self._run_start,
+                stateful_metrics=["return", "eval_return", "steps/s", "loss", "epsilon"],
+                unit_name="step",
+            )
+        self.stop_training = False
+        self._observations = self._reset_env(env)
+        next_eval = (self.num_timesteps // eval_interval + 1) * eval_interval
+        next_checkpoint = (self.num_timesteps // checkpoint_interval + 1) * checkpoint_interval
+        callback_list.on_train_begin()
+        iteration = 0
+        start_time, start_steps = time.perf_counter(), self.num_timesteps
+        logs: dict = {}
+        while self.num_timesteps < self._run_target and not self.stop_training:
+            callback_list.on_epoch_begin(iteration)
+            train_logs = self._collect_and_train(env)
+            seconds = time.perf_counter() - start_time
+            logs = {
+                "timesteps": self.num_timesteps,
+                "episodes": self.num_episodes,
+                "return": float(np.mean(self.episode_returns[-RETURN_WINDOW:] or [np.nan])),
+                "steps/s": (self.num_timesteps - start_steps) / max(seconds, 1e-9),
+                **{key: float(value) for key, value in train_logs.items()},
+            }
+            if eval_env is not None and self.num_timesteps >= next_eval:
+                mean_return = self.evaluate(eval_env, eval_episodes, seed=10_000)
+                self.evaluations.append((self.num_timesteps, mean_return))
+                logs["eval_return"] = mean_return
+                next_eval = (self.num_timesteps // eval_interval + 1) * eval_interval
+            callback_list.on_epoch_end(iteration, logs)
+            if checkpoint is not None and self.num_timesteps >= next_checkpoint:
+                self.save_checkpoint(checkpoint)
+                next_checkpoint = (
+                    self.num_timesteps // checkpoint_interval + 1
+                ) * checkpoint_interval
+            if progress is not None:
+                shown = [(key, logs[key]) for key in ("return", "steps/s") if key in logs]
+                shown += [
+                    (key, logs[key]) for key in ("loss", "epsilon", "eval_return") if key in logs
+                ]
+                progress.update(min(self.num_timesteps, self._run_target) - self._run_start, shown)
+            iteration += 1
+        if checkpoint is not None:
+            self.save_checkpoint(checkpoint)
+        callback_list.on_train_end(logs)
+        return self
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        """Arrays a subclass adds to its checkpoint (the replay buffer)."""
+        return {}
+
+    def _restore_extra_state(self, state) -> None:
+        """Restores what `_extra_state` saved."""
+
+    def _state_variables(self) -> list:
+        return list(self.weights) + list(self.optimizer.variables)
+
+    def save_checkpoint(self, path) -> str:
+        """Writes the run's whole state to `path` (`.npz`) atomically; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        counters = {
+            "class": type(self).__name__,
+            "num_timesteps": self.num_timesteps,
+            "num_episodes": self.num_episodes,
+            "num_updates": self.num_updates,
+            "run_start": self._run_start,
+            "run_target": self._run_target,
+            "evaluations": self.evaluations,
+        }
+        arrays = {
+            f"variable/{index}": keras.ops.convert_to_numpy(variable.value)
+            for index, variable in enumerate(self._state_variables())
+        }
+        temporary = path.with_name(path.stem + ".partial.npz")
+        np.savez(
+            temporary,
+            counters=np.array(json.dumps(counters)),
+            rng_state=np.array(_rng_to_json(self._rng)),
+            episode_returns=np.asarray(self.episode_returns, np.float64),
+            episode_lengths=np.asarray(self.episode_lengths, np.int64),
+            **arrays,
+            **{f"extra/{key}": value for key, value in self._extra_state().items()},
+        )
+        os.replace(temporary, path)
+        return str(path)
+
+    def load_checkpoint(self, path) -> None:
+        """Restores a state written by `save_checkpoint` into this (identically built) agent."""
+        variables = self._state_variables()
+        with np.load(path, allow_pickle=False) as state:
+            counters = json.loads(str(state["counters"]))
+            if counters["class"] != type(self).__name__:
+                raise ValueError(
+                    f"Expected a checkpoint of a {type(self).__name__}. "
+                    f"Received: path={str(path)!r} of a {counters['class']}"
+                )
+            saved = sorted(
+                (key for key in state.files if key.startswith("variable/")),
+                key=lambda key: int(key.split("/")[1]),
+            )
+            if len(saved) != len(variables):
+                raise ValueError(
+                    f"Expected a checkpoint of {len(variables)} variables, like this agent. "
+                    f"Received: path={str(path)!r} with {len(saved)}"
+                )
+            for key, variable in zip(saved, variables):
+                value = state[key]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise ValueError(
+                        f"Expected variable {variable.path!r} of shape {tuple(variable.shape)}. "
+                        f"Received: path={str(path)!r} holding shape {value.shape}"
+                    )
+                variable.assign(value)
+            self.num_timesteps = counters["num_timesteps"]
+            self.num_episodes = counters["num_episodes"]
+            self.num_updates = counters["num_updates"]
+            self._run_start = counters["run_start"]
+            self._run_target = counters["run_target"]
+            self.evaluations = [tuple(item) for item in counters["evaluations"]]
+            self._rng = _rng_from_json(str(state["rng_state"]))
+            self.episode_returns = state["episode_returns"].tolist()
+            self.episode_lengths = state["episode_lengths"].tolist()
+            extra = {
+                key.split("/", 1)[1]: state[key] for key in state.files if key.startswith("extra/")
+            }
+            self._restore_extra_state(extra)

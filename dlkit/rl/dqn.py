@@ -1,0 +1,512 @@
+"""Deep Q-networks of notes §9.1.2 and their improvements, as one configurable agent."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from dlkit.layers.noisy_dense import NoisyDense
+from dlkit.layers.q_heads import CategoricalQHead, DuelingHead
+from dlkit.rl.agent import (
+    Agent,
+    GreedyAction,
+    check_gamma,
+    check_network,
+    check_non_negative,
+    check_positive,
+)
+from dlkit.rl.buffers import (
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    _check_positive_integer,
+    _check_unit_interval,
+    _rng_from_json,
+    _rng_to_json,
+)
+from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
+
+__all__ = ["DQN", "build_q_network"]
+
+LOSSES = ("huber", "mse")
+
+
+def build_q_network(
+    observation_shape: tuple[int, ...],
+    num_actions: int,
+    hidden_units: tuple[int, ...] = (256, 256),
+    dueling: bool = False,
+    noisy: bool = False,
+    num_atoms: int | None = None,
+    v_min: float = -10.0,
+    v_max: float = 10.0,
+    name: str = "q_network",
+) -> keras.Model:
+    """A multilayer-perceptron Q-network for vector observations, with the DQN options.
+
+    Args:
+        observation_shape: the shape of one observation, e.g. `(4,)`.
+        num_actions: the number of discrete actions.
+        hidden_units: widths of the hidden ReLU layers. Defaults to `(256, 256)`.
+        dueling: end in a `DuelingHead` (notes eq. 9.15). Defaults to False.
+        noisy: use `NoisyDense` for every layer, for exploration without ε. Defaults to False.
+        num_atoms: end in a C51 `CategoricalQHead` of this many atoms on [v_min, v_max]
+            (notes eqs. 9.17-9.18); None for plain Q-values. Defaults to None.
+        v_min: the lowest atom of a categorical head. Defaults to -10.
+        v_max: the highest atom of a categorical head. Defaults to 10.
+        name: the model's name. Defaults to `"q_network"`.
+
+    Returns:
+        A functional `keras.Model` from observations (B, *observation_shape) to Q-values
+        (B, num_actions), or to return distributions (B, num_actions, num_atoms).
+
+    Example:
+
+        >>> network = build_q_network((4,), 2, hidden_units=(32,), dueling=True)
+        >>> network.output.shape
+        (None, 2)
+    """
+    num_actions = _check_positive_integer("num_actions", num_actions)
+    if dueling and num_atoms is not None:
+        raise ValueError(
+            "Expected at most one of `dueling` and `num_atoms`: this builder has no "
+            f"distributional dueling head. Received: dueling={dueling}, num_atoms={num_atoms}"
+        )
+
+    def dense(units, activation=None, name=None):
+        if noisy:
+            return NoisyDense(units, activation=activation, name=name)
+        return keras.layers.Dense(units, activation=activation, name=name)
+
+    inputs = keras.Input(tuple(observation_shape), name="observations")
+    features = keras.layers.Flatten()(inputs) if len(observation_shape) > 1 else inputs
+    for index, units in enumerate(hidden_units):
+        features = dense(_check_positive_integer("hidden_units", units), "relu", f"hidden_{index}")(
+            features
+        )
+    if dueling:
+        outputs = DuelingHead(num_actions, name="dueling_head")(features)
+    elif num_atoms is not None:
+        outputs = CategoricalQHead(num_actions, num_atoms, v_min, v_max, name="categorical_head")(
+            features
+        )
+    else:
+        outputs = dense(num_actions, name="q_values")(features)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _find_layer(network: keras.Model, layer_class):
+    return [layer for layer in network._flatten_layers() if isinstance(layer, layer_class)]
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class DQN(Agent):
+    """Deep Q-learning with replay, fixed targets and the Rainbow options, on any backend.
+
+    The agent learns Q(s, a) with the network `q_network` from transitions replayed out of a
+    buffer [notes §9.1.2]. Each gradient step minimises the TD error against a target network,
+    a lagging copy of `q_network`: a hard copy every `target_update_interval` gradient steps
+    (`tau=1`), or a Polyak average θ⁻ ← τθ + (1 − τ)θ⁻ at that interval (`tau<1`). The options
+    follow the network and the arguments:
+
+    - double Q-learning (`double=True`): the online network picks the next action, the target
+      network values it;
+    - prioritized replay (`prioritized=True`): transitions are drawn in proportion to
+      (|δ| + ε)^α and weighted by importance-sampling weights whose β anneals to 1 over the run
+      (notes eqs. 9.12-9.14);
+    - dueling: a `q_network` ending in `dlkit.layers.DuelingHead` (eq. 9.15);
+    - noisy exploration: a `q_network` with `dlkit.layers.NoisyDense` layers; acting then
+      draws new weight noise every step and ε-greedy is switched off; evaluation uses the
+      noise-free mean weights;
+    - distributional C51: a `q_network` ending in `dlkit.layers.CategoricalQHead`; the loss is
+      the cross-entropy to the projected distributional Bellman target (eqs. 9.17-9.18);
+    - n-step targets (`n_step`), and a Huber or squared TD loss (`loss`).
+
+    Everything in the update (targets, loss, priorities, target-network update) runs inside
+    the compiled Keras training step of each backend.
+
+    Equation:
+
+        target = r + γ^n (1 − T) max_a' Q(s', a'; θ⁻)                [notes eqs. 9.10-9.11]
+        double: target = r + γ^n (1 − T) Q(s', argmax_a' Q(s', a'; θ); θ⁻)
+        loss   = mean_i w_i · ℓ(target_i − Q(s_i, a_i; θ)),   ℓ = Huber or ½(·)² ... MSE
+        C51:   loss = mean_i w_i · (− Σ_j Φ(T Z)_ij log p_j(s_i, a_i))   [eqs. 9.17-9.18]
+        ε_t    = linear from `exploration_initial_epsilon` to `exploration_final_epsilon` over
+                 the first `exploration_fraction` of the run's steps  [notes §9.1.1]
+
+    Args:
+        q_network: a built `keras.Model` from observations to Q-values (B, A), or to C51
+            probabilities (B, A, N) when it ends in a `CategoricalQHead`.
+        learning_rate: Adam's learning rate. Defaults to 1e-3.
+        gamma: the discount factor in [0, 1]. Defaults to 0.99.
+        buffer_size: replay capacity in transitions. Defaults to 100,000.
+        batch_size: transitions per gradient step. Defaults to 64.
+        learning_starts: environment steps collected before the first gradient step.
+            Defaults to 1,000.
+        train_frequency: environment steps between training phases. Defaults to 4.
+        gradient_steps: gradient steps per training phase. Defaults to 1.
+        target_update_interval: gradient steps between target-network updates.
+            Defaults to 500.
+        tau: the Polyak factor of each target update, in (0, 1]; 1 copies. Defaults to 1.
+        double: use double Q-learning targets. Defaults to False.
+        prioritized: use a `PrioritizedReplayBuffer`. Defaults to False.
+        alpha: the priority exponent α of prioritized replay. Defaults to 0.6.
+        beta: the initial importance-sampling exponent β of prioritized replay. Defaults to 0.4.
+        n_step: environment steps per stored transition (n-step returns). Defaults to 1.
+        loss: `"huber"` or `"mse"`. Defaults to `"huber"`.
+        exploration_fraction: the fraction of a run over which ε decays. Defaults to 0.1.
+        exploration_initial_epsilon: ε at the start of a run. Defaults to 1.0.
+        exploration_final_epsilon: ε after the decay. Defaults to 0.05.
+        max_grad_norm: the global gradient-norm clip; None for none. Defaults to 10.
+        seed: seeds exploration, replay sampling and environment resets. Defaults to None.
+        **kwargs: other `keras.Model` arguments (`name`).
+
+    Returns:
+        An agent; `learn(env, total_timesteps)` trains it and `act(observations)` acts.
+
+    Example:
+
+        >>> import gymnasium as gym
+        >>> env = gym.make("CartPole-v1")
+        >>> agent = DQN(build_q_network((4,), 2, hidden_units=(32,)), learning_starts=64, seed=0)
+        >>> agent = agent.learn(env, total_timesteps=128, verbose=0)
+        >>> agent.num_timesteps
+        128
+        >>> int(agent.act(np.zeros(4, "float32"))) in (0, 1)
+        True
+
+    Reference:
+        Mnih et al., Nature 2015 (DQN); van Hasselt et al., AAAI 2016 (double);
+        Schaul et al., ICLR 2016 (prioritized replay); Wang et al., ICML 2016 (dueling);
+        Fortunato et al., ICLR 2018 (noisy nets); Bellemare et al., ICML 2017 (C51);
+        Hessel et al., AAAI 2018 (Rainbow, n-step).
+    """
+
+    def __init__(
+        self,
+        q_network: keras.Model,
+        learning_rate: float = 1e-3,
+        gamma: float = 0.99,
+        buffer_size: int = 100_000,
+        batch_size: int = 64,
+        learning_starts: int = 1_000,
+        train_frequency: int = 4,
+        gradient_steps: int = 1,
+        target_update_interval: int = 500,
+        tau: float = 1.0,
+        double: bool = False,
+        prioritized: bool = False,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        n_step: int = 1,
+        loss: str = "huber",
+        exploration_fraction: float = 0.1,
+        exploration_initial_epsilon: float = 1.0,
+        exploration_final_epsilon: float = 0.05,
+        max_grad_norm: float | None = 10.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, **kwargs)
+        self.q_network = check_network("q_network", q_network)
+        self.learning_rate = check_positive("learning_rate", learning_rate)
+        self.gamma = check_gamma(gamma)
+        self.buffer_size = _check_positive_integer("buffer_size", buffer_size)
+        self.batch_size = _check_positive_integer("batch_size", batch_size)
+        self.learning_starts = int(check_non_negative("learning_starts", learning_starts))
+        self.train_frequency = _check_positive_integer("train_frequency", train_frequency)
+        self.gradient_steps = _check_positive_integer("gradient_steps", gradient_steps)
+        self.target_update_interval = _check_positive_integer(
+            "target_update_interval", target_update_interval
+        )
+        self.tau = check_positive("tau", tau, maximum=1.0)
+        self.double = bool(double)
+        self.prioritized = bool(prioritized)
+        self.alpha = check_non_negative("alpha", alpha)
+        self.beta = _check_unit_interval("beta", beta)
+        self.n_step = _check_positive_integer("n_step", n_step)
+        if loss not in LOSSES:
+            raise ValueError(f"Expected `loss` to be one of {LOSSES}. Received: loss={loss!r}")
+        self.loss_name = loss
+        self.exploration_fraction = _check_unit_interval(
+            "exploration_fraction", exploration_fraction
+        )
+        self.exploration_initial_epsilon = _check_unit_interval(
+            "exploration_initial_epsilon", exploration_initial_epsilon
+        )
+        self.exploration_final_epsilon = _check_unit_interval(
+            "exploration_final_epsilon", exploration_final_epsilon
+        )
+        self.max_grad_norm = (
+            None if max_grad_norm is None else check_positive("max_grad_norm", max_grad_norm)
+        )
+
+        output_shape = tuple(q_network.outputs[0].shape[1:])
+        heads = _find_layer(q_network, CategoricalQHead)
+        self.distributional = bool(heads)
+        if self.distributional:
+            self._support = ops.convert_to_numpy(heads[-1].support).astype("float32")
+            if len(output_shape) != 2 or output_shape[1] != len(self._support):
+                raise ValueError(
+                    "Expected a q_network ending in CategoricalQHead to output (batch, actions, "
+                    f"atoms). Received: q_network output shape {output_shape}"
+                )
+        elif len(output_shape) != 1:
+            raise ValueError(
+                "Expected `q_network` to output Q-values of shape (batch, num_actions). "
+                f"Received: q_network output shape (None, *{output_shape})"
+            )
+        self.num_actions = int(output_shape[0])
+        self.noisy = bool(_find_layer(q_network, NoisyDense))
+        self.dueling = bool(_find_layer(q_network, DuelingHead))
+        self._observation_shape = tuple(q_network.inputs[0].shape[1:])
+
+        # The target network: same architecture, its own (non-trainable) copy of the weights.
+        self.target_network = keras.models.clone_model(q_network)
+        self.target_network.set_weights(q_network.get_weights())
+        self.target_network.trainable = False
+        self._update_counter = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="update_counter"
+        )
+        self._td_errors = self.add_weight(
+            shape=(self.batch_size,), initializer="zeros", trainable=False, name="td_errors"
+        )
+        self.built = True
+        self.buffer = None
+
+    # ------------------------------------------------------------------ model
+
+    def call(self, observations, training=False):
+        return self.q_network(observations, training=training)
+
+    def _q_values(self, outputs):
+        if self.distributional:
+            return ops.sum(outputs * ops.cast(self._support, outputs.dtype), axis=-1)
+        return outputs
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        y = {key: ops.convert_to_tensor(value) for key, value in y.items()}
+        dtype = y_pred.dtype
+        actions = ops.one_hot(ops.cast(y["actions"], "int32"), self.num_actions, dtype=dtype)
+        rewards, dones, discounts = y["rewards"], y["dones"], y["discounts"]
+        next_observations = y["next_observations"]
+        target_outputs = ops.stop_gradient(self.target_network(next_observations, training=False))
+        online_next = None
+        if self.double:
+            online_next = ops.stop_gradient(
+                self._q_values(self.q_network(next_observations, training=False))
+            )
+        if self.distributional:
+            target_q = self._q_values(target_outputs)
+            chooser = target_q if online_next is None else online_next
+            greedy = ops.one_hot(ops.argmax(chooser, axis=-1), self.num_actions, dtype=dtype)
+            next_probabilities = ops.sum(target_outputs * greedy[:, :, None], axis=1)  # (B, N)
+            target = categorical_projection(
+                next_probabilities, rewards, dones, discounts, self._support
+            )
+            predicted = ops.sum(y_pred * actions[:, :, None], axis=1)  # (B, N)
+            per_sample = -ops.sum(target * ops.log(ops.clip(predicted, 1e-6, 1.0)), axis=-1)
+            priorities = per_sample
+        else:
+            target = q_learning_targets(rewards, dones, discounts, target_outputs, online_next)
+            td_errors = target - ops.sum(y_pred * actions, axis=-1)  # (B,)
+            if self.loss_name == "huber":
+                per_sample = huber_loss(td_errors)
+            else:
+                per_sample = 0.5 * ops.square(td_errors)
+            priorities = ops.abs(td_errors)
+        loss = ops.mean(ops.cast(y["weights"], dtype) * per_sample)
+        self._td_errors.assign(ops.stop_gradient(ops.cast(priorities, "float32")))
+        self._update_target()
+        return loss
+
+    def _update_target(self):
+        """θ⁻ ← θ⁻ + m (θ − θ⁻), m = τ every `target_update_interval` steps, else 0."""
+        count = self._update_counter + 1
+        self._update_counter.assign(count)
+        due = ops.equal(ops.mod(count, self.target_update_interval), 0)
+        mix = ops.where(due, self.tau, 0.0)
+        for target, online in zip(self.target_network.weights, self.q_network.weights):
+            online = ops.stop_gradient(ops.cast(online.value, target.dtype))
+            target.assign(target.value + ops.cast(mix, target.dtype) * (online - target.value))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "q_network": keras.saving.serialize_keras_object(self.q_network),
+                "learning_rate": self.learning_rate,
+                "gamma": self.gamma,
+                "buffer_size": self.buffer_size,
+                "batch_size": self.batch_size,
+                "learning_starts": self.learning_starts,
+                "train_frequency": self.train_frequency,
+                "gradient_steps": self.gradient_steps,
+                "target_update_interval": self.target_update_interval,
+                "tau": self.tau,
+                "double": self.double,
+                "prioritized": self.prioritized,
+                "alpha": self.alpha,
+                "beta": self.beta,
+                "n_step": self.n_step,
+                "loss": self.loss_name,
+                "exploration_fraction": self.exploration_fraction,
+                "exploration_initial_epsilon": self.exploration_initial_epsilon,
+                "exploration_final_epsilon": self.exploration_final_epsilon,
+                "max_grad_norm": self.max_grad_norm,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["q_network"] = keras.saving.deserialize_keras_object(config["q_network"])
+        return cls(**config)
+
+    # ------------------------------------------------------------------ acting
+
+    def _policy_network_and_head(self):
+        if self.distributional:
+            return self.q_network, GreedyAction("expected_argmax", support=self._support.tolist())
+        return self.q_network, GreedyAction("argmax")
+
+    @property
+    def epsilon(self) -> float:
+        """ε of the next exploring step (0 for a noisy network)."""
+        if self.noisy:
+            return 0.0
+        span = max(1.0, self.exploration_fraction * (self._run_target - self._run_start))
+        progress = min(1.0, (self.num_timesteps - self._run_start) / span)
+        start, end = self.exploration_initial_epsilon, self.exploration_final_epsilon
+        return start + (end - start) * progress
+
+    def q_values(self, observations) -> np.ndarray:
+        """Q-values (B, A) of a batch of observations (deterministic, noise-free)."""
+        batch, _ = self._batched(observations)
+        return self._numpy_q_values(self._compiled(self.q_network)(batch))
+
+    def _numpy_q_values(self, outputs: np.ndarray) -> np.ndarray:
+        if self.distributional:
+            return (outputs * self._support).sum(axis=-1)
+        return outputs
+
+    def act(self, observations, explore: bool = False):
+        """Greedy actions, or with `explore` ε-greedy ones (noisy weights for a noisy network).
+
+        Args:
+            observations: one observation or a batch (B, *observation_shape).
+            explore: act as during training. Defaults to False.
+
+        Returns:
+            An int for one observation, else an int64 array (B,).
+        """
+        batch, single = self._batched(observations)
+        network = self._compiled(self.q_network, training=explore and self.noisy)
+        actions = self._numpy_q_values(network(batch)).argmax(axis=-1).astype(np.int64)
+        if explore and not self.noisy:
+            random = self._rng.random(len(actions)) < self.epsilon
+            if random.any():
+                actions[random] = self._rng.integers(self.num_actions, size=int(random.sum()))
+        return int(actions[0]) if single else actions
+
+    # ------------------------------------------------------------------ learning
+
+    def _make_optimizer(self):
+        return keras.optimizers.Adam(self.learning_rate, global_clipnorm=self.max_grad_norm)
+
+    def _setup_run(self, env):
+        from gymnasium.spaces import Discrete
+
+        space = env.single_action_space
+        if not isinstance(space, Discrete):
+            raise ValueError(
+                "Expected a discrete action space: DQN picks the action of highest Q-value. "
+                f"Received: action_space={space!r}"
+            )
+        if int(space.n) != self.num_actions:
+            raise ValueError(
+                f"Expected {self.num_actions} actions, the outputs of `q_network`. "
+                f"Received: action_space={space!r}"
+            )
+        self._check_observation_space(env, [("q_network", self.q_network)])
+        if self.buffer is None or self.buffer.num_envs != env.num_envs:
+            arguments = dict(
+                capacity=max(self.buffer_size, env.num_envs),
+                observation_shape=self._observation_shape,
+                num_envs=env.num_envs,
+                n_step=self.n_step,
+                gamma=self.gamma,
+                seed=int(self._rng.integers(2**31)),
+            )
+            if self.prioritized:
+                self.buffer = PrioritizedReplayBuffer(
+                    **arguments, alpha=self.alpha, beta=self.beta, beta_steps=1
+                )
+            else:
+                self.buffer = ReplayBuffer(**arguments)
+
+    def _on_run_start(self, env, resumed: bool):
+        if self.prioritized and not resumed:
+            # β reaches 1 at the end of the run's expected gradient steps.
+            remaining = max(0, self._run_target - max(self.num_timesteps, self.learning_starts))
+            phases = remaining // self.train_frequency + 1
+            self.buffer.beta_steps = max(1, phases * self.gradient_steps)
+
+    def _collect_and_train(self, env) -> dict:
+        logs: dict = {}
+        stop = min(self._run_target, self.num_timesteps + max(self.train_frequency, 1_000))
+        losses = []
+        while self.num_timesteps < stop:
+            actions = self.act(self._observations, explore=True)
+            before = self.num_timesteps
+            observations, rewards, terminated, truncated, reached = self._step_env(env, actions)
+            self.buffer.add(self._observations, actions, rewards, reached, terminated, truncated)
+            self._observations = observations
+            # A training phase every `train_frequency` steps (several when one vector step
+            # covers more), once `learning_starts` steps are collected.
+            phases = self.num_timesteps // self.train_frequency - before // self.train_frequency
+            if self.num_timesteps >= self.learning_starts and len(self.buffer) >= self.batch_size:
+                for _ in range(phases * self.gradient_steps):
+                    losses.append(self._gradient_step())
+        if losses:
+            logs["loss"] = float(np.mean(losses))
+        logs["epsilon"] = self.epsilon
+        return logs
+
+    def _gradient_step(self) -> float:
+        batch = self.buffer.sample(self.batch_size)
+        targets = {
+            "actions": batch["actions"].astype(np.int32),
+            "rewards": batch["rewards"],
+            "next_observations": batch["next_observations"].astype(np.float32),
+            "dones": batch["dones"],
+            "discounts": batch["discounts"],
+            "weights": batch.get("weights", np.ones(self.batch_size, np.float32)),
+        }
+        logs = self._train_batch(batch["observations"].astype(np.float32), targets)
+        if self.prioritized:
+            errors = keras.ops.convert_to_numpy(self._td_errors.value)
+            self.buffer.update_priorities(batch["indices"], errors)
+        return float(logs["loss"])
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _extra_state(self):
+        state = {f"buffer/{key}": value for key, value in self.buffer._state().items()}
+        state["buffer_rng"] = np.array(_rng_to_json(self.buffer._rng))
+        state["beta_steps"] = np.int64(getattr(self.buffer, "beta_steps", 0))
+        return state
+
+    def _restore_extra_state(self, state):
+        self.buffer._restore(
+            {
+                key.split("/", 1)[1]: value
+                for key, value in state.items()
+                if key.startswith("buffer/")
+            }
+        )
+        self.buffer._rng = _rng_from_json(str(state["buffer_rng"]))
+        if self.prioritized:
+            self.buffer.beta_steps = int(state["beta_steps"])

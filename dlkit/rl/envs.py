@@ -1,0 +1,129 @@
+"""Gymnasium environments as the deep agents step them: vectorised, same-step autoreset.
+
+Deep agents step `num_envs` copies of an environment at once (`gymnasium.vector`), one batched
+network call per step for all of them. They need the vector environment to reset a finished
+copy in the same step that ends its episode and to report the episode's true last observation
+in `info["final_obs"]` (gymnasium's `AutoresetMode.SAME_STEP`): a truncated episode bootstraps
+from that observation [notes §9.1.1; Pardo et al., ICML 2018]. `make_vector_env` builds such an
+environment; `as_vector_env` accepts what a user passes to `learn`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_vector_env", "make_vector_env"]
+
+
+def _autoreset_mode():
+    from gymnasium.vector import AutoresetMode
+
+    return AutoresetMode.SAME_STEP
+
+
+def make_vector_env(
+    env_id: str,
+    num_envs: int = 1,
+    asynchronous: bool = False,
+    **make_kwargs,
+):
+    """Makes `num_envs` copies of a registered gymnasium environment as one vector environment.
+
+    Args:
+        env_id: a registered environment id, such as `"CartPole-v1"`.
+        num_envs: the number of copies stepped together (an integer >= 1). Defaults to 1.
+        asynchronous: step the copies in worker processes (`AsyncVectorEnv`) instead of in this
+            process (`SyncVectorEnv`). Worth it only when one step is slow (physics
+            simulators); classic-control steps are faster in process. Defaults to False.
+        **make_kwargs: passed to `gymnasium.make` for every copy.
+
+    Returns:
+        A `gymnasium.vector.VectorEnv` in same-step autoreset mode.
+
+    Example:
+
+        >>> env = make_vector_env("CartPole-v1", num_envs=4)
+        >>> observations, _ = env.reset(seed=0)
+        >>> observations.shape
+        (4, 4)
+    """
+    import gymnasium as gym
+
+    if not isinstance(env_id, str):
+        raise TypeError(f"Expected `env_id` to be a string. Received: env_id={env_id!r}")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
+        raise ValueError(
+            f"Expected `num_envs` to be an integer >= 1. Received: num_envs={num_envs!r}"
+        )
+    factories = [lambda: gym.make(env_id, **make_kwargs) for _ in range(int(num_envs))]
+    vector_class = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
+    return vector_class(factories, autoreset_mode=_autoreset_mode())
+
+
+def as_vector_env(env, name: str = "env"):
+    """Returns `env` as a same-step-autoreset vector environment.
+
+    A single `gymnasium.Env` is wrapped in a one-copy `SyncVectorEnv`; a vector environment is
+    returned unchanged after checking its autoreset mode.
+
+    Args:
+        env: a `gymnasium.Env` or `gymnasium.vector.VectorEnv`.
+        name: the argument name used in error messages. Defaults to `"env"`.
+
+    Returns:
+        A `gymnasium.vector.VectorEnv`.
+
+    Raises:
+        TypeError: if `env` is neither.
+        ValueError: if the vector environment resets in another mode than same-step.
+    """
+    import gymnasium as gym
+
+    if isinstance(env, gym.vector.VectorEnv):
+        mode = env.metadata.get("autoreset_mode")
+        if mode != _autoreset_mode():
+            raise ValueError(
+                f"Expected `{name}` to reset finished episodes in the same step "
+                "(gymnasium.vector.AutoresetMode.SAME_STEP), so that truncated episodes can "
+                "bootstrap from info['final_obs']; build it with "
+                "dlkit.rl.make_vector_env or autoreset_mode=AutoresetMode.SAME_STEP. "
+                f"Received: {name} with autoreset_mode={mode!r}"
+            )
+        return env
+    if isinstance(env, gym.Env):
+        return gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=_autoreset_mode())
+    raise TypeError(
+        f"Expected `{name}` to be a gymnasium.Env or gymnasium.vector.VectorEnv. "
+        f"Received: {name}={env!r}"
+    )
+
+
+def final_observations(next_observations: np.ndarray, infos: dict) -> np.ndarray:
+    """The observations each copy really reached: `final_obs` where an episode just ended.
+
+    In same-step autoreset mode a finished copy returns the first observation of its next
+    episode; its episode's last observation is in `infos["final_obs"]`.
+    """
+    if "final_obs" not in infos:
+        return next_observations
+    reached = np.array(next_observations, copy=True)
+    for index in np.flatnonzero(infos["_final_obs"]):
+        reached[index] = infos["final_obs"][index]
+    return reached
+
+
+def failing_env_index(env, error: BaseException) -> int | None:
+    """The index of the copy of a `SyncVectorEnv` whose `step` raised `error`, if found."""
+    copies = getattr(env, "envs", None)
+    if not copies:
+        return None
+    unwrapped = [copy.unwrapped for copy in copies]
+    traceback = error.__traceback__
+    index = None
+    while traceback is not None:
+        owner = traceback.tb_frame.f_locals.get("self")
+        for position, (copy, bare) in enumerate(zip(copies, unwrapped)):
+            if owner is copy or owner is bare:
+                index = position
+        traceback = traceback.tb_next
+    return index

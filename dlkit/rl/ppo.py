@@ -1,0 +1,169 @@
+"""Proximal policy optimisation of notes §9.2.3, for discrete and continuous actions."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from dlkit.rl.agent import check_positive
+from dlkit.rl.buffers import _check_positive_integer, _check_unit_interval
+from dlkit.rl.policy_gradient import RolloutAgent
+
+__all__ = ["PPO"]
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class PPO(RolloutAgent):
+    """PPO with the clipped surrogate objective, GAE, minibatch epochs and linear schedules.
+
+    Each iteration collects `n_steps` steps from every copy of the environment with the
+    current policy, computes GAE advantages and value targets, then takes `epochs` passes of
+    minibatch gradient steps on them. The clipped ratio keeps each update close to the policy
+    that collected the data, which is what lets PPO reuse a rollout many times [notes §9.2.3].
+    With `anneal=True` the learning rate and the clip range fall linearly to 0 over the run.
+
+    Equation:
+
+        r_t(θ) = π_θ(a_t | s_t) / π_θ_old(a_t | s_t)                    [notes eq. 9.27]
+        L_clip = mean min(r_t A_t, clip(r_t, 1 − ε, 1 + ε) A_t)          [notes eq. 9.28]
+        loss   = −L_clip + c_v · mean (R_t − V(s_t))² − c_H · mean H[π_θ(· | s_t)]
+        A_t    = GAE(γ, λ) of `dlkit.rl.RolloutBuffer`,   R_t = A_t + V_old(s_t)
+
+    Args:
+        actor: a built model from observations to logits (B, n) or Gaussian means (B, D).
+        critic: a built model from observations to values (B, 1).
+        action_space: the gymnasium `Discrete` or one-dimensional `Box` action space.
+        learning_rate: Adam's (initial) learning rate. Defaults to 3e-4.
+        n_steps: steps per copy per rollout. Defaults to 2048.
+        batch_size: transitions per minibatch. Defaults to 64.
+        epochs: passes over each rollout. Defaults to 10.
+        gamma: the discount factor in [0, 1]. Defaults to 0.99.
+        gae_lambda: the GAE λ in [0, 1]. Defaults to 0.95.
+        clip_epsilon: the (initial) clip range ε > 0. Defaults to 0.2.
+        value_coefficient: c_v, the weight of the critic's loss. Defaults to 0.5.
+        entropy_coefficient: c_H, the weight of the entropy bonus. Defaults to 0.0.
+        max_grad_norm: the global gradient-norm clip; None for none. Defaults to 0.5.
+        normalize_advantages: standardise advantages per minibatch. Defaults to True.
+        anneal: decay the learning rate and ε linearly to 0 over a run. Defaults to False.
+        log_std_init: the initial log standard deviation of a Gaussian policy. Defaults to 0.
+        seed: seeds action sampling, minibatches and environment resets. Defaults to None.
+        **kwargs: other `keras.Model` arguments (`name`).
+
+    Returns:
+        An agent; `learn(env, total_timesteps)` trains it, `act(observations)` acts.
+
+    Example:
+
+        >>> import gymnasium as gym
+        >>> agent = PPO.from_env(gym.make("CartPole-v1"), hidden_units=(16,), n_steps=32,
+        ...                      batch_size=16, epochs=2, seed=0)
+        >>> agent.learn(gym.make("CartPole-v1"), total_timesteps=64, verbose=0).num_timesteps
+        64
+
+    Reference:
+        Schulman et al., "Proximal Policy Optimization Algorithms", 2017
+        (https://arxiv.org/abs/1707.06347); Schulman et al., "High-Dimensional Continuous
+        Control Using Generalized Advantage Estimation", ICLR 2016.
+    """
+
+    def __init__(
+        self,
+        actor,
+        critic,
+        action_space,
+        learning_rate: float = 3e-4,
+        n_steps: int = 2048,
+        batch_size: int = 64,
+        epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_epsilon: float = 0.2,
+        value_coefficient: float = 0.5,
+        entropy_coefficient: float = 0.0,
+        max_grad_norm: float | None = 0.5,
+        normalize_advantages: bool = True,
+        anneal: bool = False,
+        log_std_init: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            actor,
+            critic,
+            action_space,
+            learning_rate=learning_rate,
+            gamma=gamma,
+            value_coefficient=value_coefficient,
+            entropy_coefficient=entropy_coefficient,
+            max_grad_norm=max_grad_norm,
+            log_std_init=log_std_init,
+            seed=seed,
+            **kwargs,
+        )
+        self.n_steps = _check_positive_integer("n_steps", n_steps)
+        self.batch_size = _check_positive_integer("batch_size", batch_size)
+        self.epochs = _check_positive_integer("epochs", epochs)
+        self.gae_lambda = _check_unit_interval("gae_lambda", gae_lambda)
+        self.clip_epsilon = check_positive("clip_epsilon", clip_epsilon)
+        self.normalize_advantages = bool(normalize_advantages)
+        self.anneal = bool(anneal)
+        # A variable, so that annealing changes it without retracing the compiled step.
+        self._clip = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(self.clip_epsilon),
+            trainable=False,
+            name="clip_epsilon",
+        )
+
+    def get_config(self):
+        config = self._get_base_config()
+        config.update(
+            {
+                "n_steps": self.n_steps,
+                "batch_size": self.batch_size,
+                "epochs": self.epochs,
+                "gae_lambda": self.gae_lambda,
+                "clip_epsilon": self.clip_epsilon,
+                "normalize_advantages": self.normalize_advantages,
+                "anneal": self.anneal,
+            }
+        )
+        return config
+
+    def _policy_loss(self, log_prob, y):
+        ratio = ops.exp(log_prob - ops.cast(y["log_probs"], log_prob.dtype))
+        advantages = ops.cast(y["advantages"], log_prob.dtype)
+        clip = ops.cast(self._clip, log_prob.dtype)
+        clipped = ops.clip(ratio, 1.0 - clip, 1.0 + clip)
+        return -self._masked_mean(ops.minimum(ratio * advantages, clipped * advantages), y)
+
+    def _make_optimizer(self):
+        return keras.optimizers.Adam(
+            self.learning_rate, epsilon=1e-5, global_clipnorm=self.max_grad_norm
+        )
+
+    def _setup_run(self, env):
+        super()._setup_run(env)
+        self._setup_rollouts(env, self.gae_lambda)
+
+    def _on_run_start(self, env, resumed):
+        del env, resumed  # the schedules follow the run's counters
+
+    def _apply_schedules(self) -> float:
+        """Sets learning rate and ε for the progress of the run; returns the remaining part."""
+        span = max(1, self._run_target - self._run_start)
+        remaining = 1.0 - (self.num_timesteps - self._run_start) / span
+        if self.anneal:
+            self.optimizer.learning_rate.assign(self.learning_rate * remaining)
+            self._clip.assign(self.clip_epsilon * remaining)
+        return remaining
+
+    def _collect_and_train(self, env) -> dict:
+        self._apply_schedules()
+        self._collect_rollout(env)
+        losses = []
+        for _ in range(self.epochs):
+            for batch in self.rollout.minibatches(min(self.batch_size, len(self.rollout))):
+                targets = self._targets(batch, self.normalize_advantages)
+                losses.append(float(self._train_batch(batch["observations"], targets)["loss"]))
+        return {"loss": sum(losses) / len(losses)}
