@@ -41,6 +41,8 @@ DEMO_STAGES: list[tuple[str, dict[str, Any]]] = [
     ("classifier_digits", {"epochs": 5}),
     ("vae_digits", {"epochs": 10}),
     ("gan_digits", {"epochs": 40}),
+    # CartPole is local to gymnasium; PPO ends at the first evaluation that solves it.
+    ("ppo_cartpole", {"total_timesteps": 30_000, "stop_at_solved": True}),
 ]
 
 

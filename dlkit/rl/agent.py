@@ -209,6 +209,7 @@ class Agent(keras.Model):
         self.evaluations: list[tuple[int, float]] = []
         self._run_start = 0
         self._run_target = 0
+        self._iteration_stop = 0
         self._acting: dict = {}
 
     # ------------------------------------------------------------------ acting
@@ -347,10 +348,7 @@ class Agent(keras.Model):
         if eval_env is not None:
             eval_env = eval_env if hasattr(eval_env, "num_envs") else as_vector_env(eval_env)
         self._setup_run(env)
-        if getattr(self, "optimizer", None) is None:
-            self.compile(optimizer=self._make_optimizer())
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
+        self._ensure_optimizer()
         checkpoint = Path(checkpoint_dir) / _CHECKPOINT_NAME if checkpoint_dir else None
         resumed = checkpoint is not None and checkpoint.exists()
         if resumed:
@@ -380,6 +378,13 @@ class Agent(keras.Model):
         logs: dict = {}
         while self.num_timesteps < self._run_target and not self.stop_training:
             callback_list.on_epoch_begin(iteration)
+            # An off-policy iteration ends here at the latest: evaluations and checkpoints then
+            # fall on their intervals, not on its own (longer) logging interval.
+            self._iteration_stop = min(
+                self._run_target,
+                next_eval if eval_env is not None else self._run_target,
+                next_checkpoint if checkpoint is not None else self._run_target,
+            )
             train_logs = self._collect_and_train(env)
             seconds = time.perf_counter() - start_time
             logs = {
@@ -421,8 +426,16 @@ class Agent(keras.Model):
     def _restore_extra_state(self, state) -> None:
         """Restores what `_extra_state` saved."""
 
+    def _ensure_optimizer(self) -> None:
+        if getattr(self, "optimizer", None) is None:
+            self.compile(optimizer=self._make_optimizer())
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
     def _state_variables(self) -> list:
-        return list(self.weights) + list(self.optimizer.variables)
+        # `variables`, not `weights`: the seed generators of noisy layers resume their streams.
+        self._ensure_optimizer()
+        return list(self.variables) + list(self.optimizer.variables)
 
     def save_checkpoint(self, path) -> str:
         """Writes the run's whole state to `path` (`.npz`) atomically; returns the path."""
@@ -473,13 +486,16 @@ class Agent(keras.Model):
                     f"Expected a checkpoint of {len(variables)} variables, like this agent. "
                     f"Received: path={str(path)!r} with {len(saved)}"
                 )
-            for key, variable in zip(saved, variables):
-                value = state[key]
+            values = [state[key] for key in saved]
+            # Every shape is checked before the first assignment: a refused checkpoint leaves
+            # the agent as it was.
+            for value, variable in zip(values, variables):
                 if tuple(value.shape) != tuple(variable.shape):
                     raise ValueError(
                         f"Expected variable {variable.path!r} of shape {tuple(variable.shape)}. "
                         f"Received: path={str(path)!r} holding shape {value.shape}"
                     )
+            for value, variable in zip(values, variables):
                 variable.assign(value)
             self.num_timesteps = counters["num_timesteps"]
             self.num_episodes = counters["num_episodes"]

@@ -294,6 +294,18 @@ class ReplayBuffer:
                 terminated | per_env["truncated"].astype(bool),
             )
 
+    def truncate_episodes(self) -> None:
+        """Cuts every episode in progress, as a time limit would.
+
+        Call it when the environments are reset other than at their episodes' ends (a new
+        training run, a resumed one): the n-step transitions still waiting in the window then
+        end at the last stored step and bootstrap from its next observation, instead of summing
+        rewards across the reset. Nothing changes for `n_step=1`.
+        """
+        if self.n_step > 1 and self._window_count:
+            newest = (self._window_start + self._window_count - 1) % self.n_step
+            self._window_ended[newest] = True
+
     def _push_step(self, observation, action, reward, next_observation, terminated, ended):
         """Appends one step of every environment to the window; emits the oldest once n are in."""
         slot = (self._window_start + self._window_count) % self.n_step

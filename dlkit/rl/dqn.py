@@ -122,8 +122,9 @@ class DQN(Agent):
       the cross-entropy to the projected distributional Bellman target (eqs. 9.17-9.18);
     - n-step targets (`n_step`), and a Huber or squared TD loss (`loss`).
 
-    Everything in the update (targets, loss, priorities, target-network update) runs inside
-    the compiled Keras training step of each backend.
+    The targets, the loss and the priorities are computed inside the compiled Keras training
+    step of each backend; the target network is updated after every `target_update_interval`
+    gradient steps (`update_target`).
 
     Equation:
 
@@ -265,9 +266,6 @@ class DQN(Agent):
         self.target_network = keras.models.clone_model(q_network)
         self.target_network.set_weights(q_network.get_weights())
         self.target_network.trainable = False
-        self._update_counter = self.add_weight(
-            shape=(), initializer="zeros", dtype="int32", trainable=False, name="update_counter"
-        )
         self._td_errors = self.add_weight(
             shape=(self.batch_size,), initializer="zeros", trainable=False, name="td_errors"
         )
@@ -316,19 +314,19 @@ class DQN(Agent):
                 per_sample = 0.5 * ops.square(td_errors)
             priorities = ops.abs(td_errors)
         loss = ops.mean(ops.cast(y["weights"], dtype) * per_sample)
-        self._td_errors.assign(ops.stop_gradient(ops.cast(priorities, "float32")))
-        self._update_target()
+        if self.prioritized:
+            self._td_errors.assign(ops.stop_gradient(ops.cast(priorities, "float32")))
         return loss
 
-    def _update_target(self):
-        """θ⁻ ← θ⁻ + m (θ − θ⁻), m = τ every `target_update_interval` steps, else 0."""
-        count = self._update_counter + 1
-        self._update_counter.assign(count)
-        due = ops.equal(ops.mod(count, self.target_update_interval), 0)
-        mix = ops.where(due, self.tau, 0.0)
+    def update_target(self):
+        """θ⁻ ← θ⁻ + τ (θ − θ⁻): a copy for τ = 1, a Polyak average for τ < 1."""
         for target, online in zip(self.target_network.weights, self.q_network.weights):
-            online = ops.stop_gradient(ops.cast(online.value, target.dtype))
-            target.assign(target.value + ops.cast(mix, target.dtype) * (online - target.value))
+            if self.tau == 1.0:
+                # A copy: on JAX the two variables must not share one buffer, which the next
+                # compiled training step would donate twice.
+                target.assign(ops.copy(online.value))
+            else:
+                target.assign(target.value + self.tau * (online.value - target.value))
 
     def get_config(self):
         config = super().get_config()
@@ -403,12 +401,17 @@ class DQN(Agent):
             An int for one observation, else an int64 array (B,).
         """
         batch, single = self._batched(observations)
-        network = self._compiled(self.q_network, training=explore and self.noisy)
-        actions = self._numpy_q_values(network(batch)).argmax(axis=-1).astype(np.int64)
+        random = np.zeros(len(batch), bool)
         if explore and not self.noisy:
-            random = self._rng.random(len(actions)) < self.epsilon
-            if random.any():
-                actions[random] = self._rng.integers(self.num_actions, size=int(random.sum()))
+            random = self._rng.random(len(batch)) < self.epsilon
+        if random.all():
+            # Early in a run ε ≈ 1: no network call when every action is random.
+            actions = np.zeros(len(batch), np.int64)
+        else:
+            network = self._compiled(self.q_network, training=explore and self.noisy)
+            actions = self._numpy_q_values(network(batch)).argmax(axis=-1).astype(np.int64)
+        if random.any():
+            actions[random] = self._rng.integers(self.num_actions, size=int(random.sum()))
         return int(actions[0]) if single else actions
 
     # ------------------------------------------------------------------ learning
@@ -432,22 +435,27 @@ class DQN(Agent):
             )
         self._check_observation_space(env, [("q_network", self.q_network)])
         if self.buffer is None or self.buffer.num_envs != env.num_envs:
-            arguments = dict(
-                capacity=max(self.buffer_size, env.num_envs),
-                observation_shape=self._observation_shape,
-                num_envs=env.num_envs,
-                n_step=self.n_step,
-                gamma=self.gamma,
-                seed=int(self._rng.integers(2**31)),
+            self._make_buffer(env.num_envs)
+
+    def _make_buffer(self, num_envs: int) -> None:
+        arguments = dict(
+            capacity=max(self.buffer_size, num_envs),
+            observation_shape=self._observation_shape,
+            num_envs=num_envs,
+            n_step=self.n_step,
+            gamma=self.gamma,
+            seed=int(self._rng.integers(2**31)),
+        )
+        if self.prioritized:
+            self.buffer = PrioritizedReplayBuffer(
+                **arguments, alpha=self.alpha, beta=self.beta, beta_steps=1
             )
-            if self.prioritized:
-                self.buffer = PrioritizedReplayBuffer(
-                    **arguments, alpha=self.alpha, beta=self.beta, beta_steps=1
-                )
-            else:
-                self.buffer = ReplayBuffer(**arguments)
+        else:
+            self.buffer = ReplayBuffer(**arguments)
 
     def _on_run_start(self, env, resumed: bool):
+        # The environments are about to be reset: pending n-step windows end here.
+        self.buffer.truncate_episodes()
         if self.prioritized and not resumed:
             # β reaches 1 at the end of the run's expected gradient steps.
             remaining = max(0, self._run_target - max(self.num_timesteps, self.learning_starts))
@@ -456,7 +464,7 @@ class DQN(Agent):
 
     def _collect_and_train(self, env) -> dict:
         logs: dict = {}
-        stop = min(self._run_target, self.num_timesteps + max(self.train_frequency, 1_000))
+        stop = min(self._iteration_stop, self.num_timesteps + max(self.train_frequency, 1_000))
         losses = []
         while self.num_timesteps < stop:
             actions = self.act(self._observations, explore=True)
@@ -486,6 +494,8 @@ class DQN(Agent):
             "weights": batch.get("weights", np.ones(self.batch_size, np.float32)),
         }
         logs = self._train_batch(batch["observations"].astype(np.float32), targets)
+        if self.num_updates % self.target_update_interval == 0:
+            self.update_target()
         if self.prioritized:
             errors = keras.ops.convert_to_numpy(self._td_errors.value)
             self.buffer.update_priorities(batch["indices"], errors)
@@ -500,6 +510,8 @@ class DQN(Agent):
         return state
 
     def _restore_extra_state(self, state):
+        if self.buffer is None:
+            self._make_buffer(num_envs=state["buffer/window_actions"].shape[1])
         self.buffer._restore(
             {
                 key.split("/", 1)[1]: value

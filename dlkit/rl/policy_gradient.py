@@ -29,7 +29,12 @@ from dlkit.rl.agent import (
     check_non_negative,
     check_positive,
 )
-from dlkit.rl.buffers import _check_positive_integer, _check_unit_interval
+from dlkit.rl.buffers import (
+    _check_positive_integer,
+    _check_unit_interval,
+    _rng_from_json,
+    _rng_to_json,
+)
 from dlkit.rl.rollout import RolloutBuffer
 
 __all__ = ["A2C", "REINFORCE", "build_actor_critic"]
@@ -359,6 +364,13 @@ class RolloutAgent(ActorCritic):
                 action_dtype="int64" if self.discrete else "float32",
                 seed=int(self._rng.integers(2**31)),
             )
+
+    def _extra_state(self):
+        # The minibatch shuffling stream, so that a resumed run draws what the run would have.
+        return {"rollout_rng": np.array(_rng_to_json(self.rollout._rng))}
+
+    def _restore_extra_state(self, state):
+        self.rollout._rng = _rng_from_json(str(state["rollout_rng"]))
 
     def _collect_rollout(self, env):
         self.rollout.reset()

@@ -24,8 +24,9 @@ class PPO(RolloutAgent):
 
     Equation:
 
-        r_t(θ) = π_θ(a_t | s_t) / π_θ_old(a_t | s_t)                    [notes eq. 9.27]
-        L_clip = mean min(r_t A_t, clip(r_t, 1 − ε, 1 + ε) A_t)          [notes eq. 9.28]
+        r_t(θ) = π_θ(a_t | s_t) / π_θ_old(a_t | s_t)     (the ratio of eq. 9.24)
+        L_clip = mean min(r_t A_t, clip(r_t, 1 − ε, 1 + ε) A_t)
+               = mean min(r_t A_t, g(ε, A_t))                     [notes eqs. 9.26-9.28]
         loss   = −L_clip + c_v · mean (R_t − V(s_t))² − c_H · mean H[π_θ(· | s_t)]
         A_t    = GAE(γ, λ) of `dlkit.rl.RolloutBuffer`,   R_t = A_t + V_old(s_t)
 

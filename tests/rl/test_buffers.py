@@ -538,3 +538,19 @@ def test_bad_rollout_arguments():
     rollout.compute_returns_and_advantages(np.zeros(3))
     with pytest.raises(ValueError, match="Received: batch_size=0"):
         rollout.minibatches(0)
+
+
+def test_truncate_episodes_stops_n_step_returns_at_a_reset():
+    buffer = ReplayBuffer(10, observation_shape=(1,), n_step=3, gamma=0.5, seed=0)
+    for step in range(2):  # two steps of an episode that a reset then interrupts
+        buffer.add(np.array([step]), 0, 1.0, np.array([step + 1]), False, False)
+    assert len(buffer) == 0
+    buffer.truncate_episodes()
+    buffer.add(np.array([10]), 0, 4.0, np.array([11]), False, False)  # the new episode
+    # Both interrupted steps are emitted without the new episode's reward, bootstrapping
+    # from the last stored next observation.
+    assert len(buffer) == 1
+    assert buffer.rewards[0] == pytest.approx(1.0 + 0.5 * 1.0)
+    assert buffer.discounts[0] == pytest.approx(0.25)
+    assert buffer.next_observations[0, 0] == 2.0
+    assert buffer.dones[0] == 0.0

@@ -1,0 +1,252 @@
+"""Shared by the deep-RL recipes: the resumable training run, its artefacts and the policy export.
+
+A recipe gives its ``Config`` and a function building the agent for a vector environment;
+``run`` does the rest. It trains on ``config.num_envs`` copies of ``config.env_id`` with
+``agent.learn``, evaluating the deterministic policy every ``eval_interval`` steps on
+``eval_episodes`` copies, and writes to ``output_dir``:
+
+- ``agent.keras``: the whole agent (``keras.saving.load_model`` restores it, ``act`` included);
+- ``returns.png``: every training episode's return and their moving average;
+- ``evaluations.png``: the evaluations' mean returns over the timesteps, with the solve
+  threshold when the environment has one;
+- ``policy_export`` (or ``policy_export.onnx``): the deterministic policy ``policy_model()``
+  for serving, unless ``export`` is "none", checked against ``agent.act(..., explore=False)``
+  on observations of real episodes;
+- ``metrics.json``: the final evaluation, when the evaluations first reached the threshold, the
+  counters, the speed and the configuration;
+- ``checkpoint.npz``: the run's whole state (weights, optimizer, replay buffer, counters).
+
+Resuming: a run that finds ``checkpoint.npz`` first finishes the run it holds (its
+``total_timesteps`` wins, as in ``Agent.learn``). If ``config.total_timesteps`` asks for more
+steps in all, training then goes on, as a new run, up to that many: its schedules (DQN's ε,
+PPO's annealing) start over, except that DQN keeps exploring at its final ε.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from dlkit.plotting import plot_episode_returns
+from dlkit.recipes._images import check_config, export_for_serving, write_metrics
+from dlkit.rl import DQN, make_vector_env
+
+# Episodes in the moving average of returns.png.
+AVERAGE_WINDOW = 100
+# Steps of the evaluation episodes whose observations check the exported policy.
+PARITY_STEPS = 16
+# Fields every deep-RL Config has that must be > 0.
+POSITIVE_FIELDS = (
+    "num_envs",
+    "total_timesteps",
+    "eval_interval",
+    "eval_episodes",
+    "checkpoint_interval",
+)
+
+
+def check_rl_config(config, positive=(), non_negative=(), unit_interval=()) -> None:
+    """Raises ValueError unless `config` names a registered environment, its export format is
+    known, its usual fields and the `positive` ones are > 0, the `non_negative` ones >= 0 and
+    the `unit_interval` ones in [0, 1]."""
+    import gymnasium as gym
+
+    check_config(config, positive=(*POSITIVE_FIELDS, *positive), non_negative=non_negative)
+    for name in unit_interval:
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(
+                f"Expected {name} in [0, 1]. Received: {name}={getattr(config, name)!r}"
+            )
+    if not config.hidden_units or min(config.hidden_units) < 1:
+        raise ValueError(
+            "Expected hidden_units to be one or more layer widths >= 1. "
+            f"Received: hidden_units={config.hidden_units!r}"
+        )
+    if config.env_id not in gym.registry:
+        raise ValueError(
+            "Expected `env_id` to be a registered gymnasium environment. "
+            f"Received: env_id={config.env_id!r}"
+        )
+
+
+def solve_threshold(env_id: str) -> float | None:
+    """The environment's registered ``reward_threshold`` (475 for CartPole-v1), or None."""
+    import gymnasium as gym
+
+    return gym.spec(env_id).reward_threshold
+
+
+class StopWhenSolved(keras.callbacks.Callback):
+    """Ends ``learn`` once an evaluation's mean return reaches `threshold`."""
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self.threshold = threshold
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (logs or {}).get("eval_return", -np.inf) >= self.threshold:
+            self.model.stop_training = True
+
+
+class PeriodicCheckpoint(keras.callbacks.Callback):
+    """Writes ``model.save_checkpoint(path)`` every `interval` environment steps."""
+
+    def __init__(self, path: Path, interval: int):
+        super().__init__()
+        self.path = path
+        self.interval = interval
+        self._next = 0
+
+    def on_train_begin(self, logs=None):
+        self._next = (self.model.num_timesteps // self.interval + 1) * self.interval
+
+    def on_epoch_end(self, epoch, logs=None):
+        timesteps = self.model.num_timesteps
+        if timesteps >= self._next:
+            self.model.save_checkpoint(self.path)
+            self._next = (timesteps // self.interval + 1) * self.interval
+
+
+def checkpoint_counters(path: Path) -> dict:
+    """The counters a checkpoint holds (timesteps, episodes, the run's start and target)."""
+    with np.load(path, allow_pickle=False) as state:
+        return json.loads(str(state["counters"]))
+
+
+def _continue_schedules(agent) -> None:
+    # A run that extends a trained agent: DQN exploits what it learned instead of starting over
+    # at ε = 1. PPO's annealing starts over from the configured learning rate.
+    if isinstance(agent, DQN):
+        agent.exploration_initial_epsilon = agent.exploration_final_epsilon
+
+
+def train_or_resume(agent, env, eval_env, config, output_dir: Path, callbacks=()) -> dict:
+    """Trains `agent` up to ``config.total_timesteps`` in all, resuming from the checkpoint in
+    `output_dir`; returns the run's counters and timing."""
+    checkpoint = output_dir / "checkpoint.npz"
+    counters = checkpoint_counters(checkpoint) if checkpoint.exists() else None
+    resumed_from = counters["num_timesteps"] if counters else 0
+    if counters and counters["run_start"] > 0:
+        _continue_schedules(agent)
+    arguments = {
+        "eval_env": eval_env,
+        "eval_interval": config.eval_interval,
+        "eval_episodes": config.eval_episodes,
+        "verbose": config.verbose,
+    }
+    start = time.perf_counter()
+    # A new run, or the rest of the checkpoint's run.
+    agent.learn(
+        env,
+        config.total_timesteps,
+        callbacks=list(callbacks),
+        checkpoint_dir=str(output_dir),
+        checkpoint_interval=config.checkpoint_interval,
+        **arguments,
+    )
+    remaining = config.total_timesteps - agent.num_timesteps
+    if remaining > 0 and not agent.stop_training:
+        # More steps than the checkpoint's run: go on as a new run, checkpointing as before.
+        _continue_schedules(agent)
+        saver = PeriodicCheckpoint(checkpoint, config.checkpoint_interval)
+        agent.learn(env, remaining, callbacks=[*callbacks, saver], **arguments)
+        agent.save_checkpoint(checkpoint)
+    train_seconds = time.perf_counter() - start
+    return {
+        "timesteps": agent.num_timesteps,
+        "episodes": agent.num_episodes,
+        "gradient_steps": agent.num_updates,
+        "resumed_from_timesteps": resumed_from,
+        "stopped_when_solved": bool(agent.stop_training),
+        "train_seconds": round(train_seconds, 3),
+        "steps_per_second": round((agent.num_timesteps - resumed_from) / train_seconds, 1),
+    }
+
+
+def plot_evaluations(evaluations, path: Path, threshold: float | None) -> Path:
+    """Draws the evaluations' mean returns over the timesteps, and the solve threshold."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3), dpi=100)
+    axes = figure.subplots()
+    if evaluations:
+        timesteps, returns = zip(*evaluations)
+        axes.plot(timesteps, returns, "o-", markersize=3, label="evaluation mean return")
+    if threshold is not None:
+        axes.axhline(threshold, color="gray", linestyle="--", label=f"solved ({threshold:g})")
+    axes.set_xlabel("timestep")
+    axes.set_ylabel("return")
+    axes.legend(fontsize=7)
+    figure.savefig(path, bbox_inches="tight")
+    return path
+
+
+def policy_observations(agent, env, steps: int = PARITY_STEPS, seed: int = 0) -> np.ndarray:
+    """Observations (steps · num_envs, *shape) of deterministic episodes on a vector env."""
+    observations, _ = env.reset(seed=[seed + i for i in range(env.num_envs)])
+    batches = []
+    for _ in range(steps):
+        batches.append(np.asarray(observations, np.float32))
+        observations, *_ = env.step(agent.act(observations, explore=False))
+    return np.concatenate(batches)
+
+
+def export_policy(paths: dict, agent, eval_env, output_dir: Path, export_format: str) -> dict:
+    """Exports ``agent.policy_model()`` and checks that the export acts as the agent does;
+    returns the check's results (none when `export_format` is "none")."""
+    export_for_serving(paths, "policy_export", agent.policy_model(), output_dir, export_format)
+    if export_format == "none":
+        return {}
+    from dlkit.export import verify
+
+    observations = policy_observations(agent, eval_env)
+    expected = agent.act(observations, explore=False)
+    difference = verify(paths["policy_export"], observations, expected, atol=1e-4)
+    return {"export_parity_observations": len(observations), "export_max_difference": difference}
+
+
+def run(config, build_agent: Callable) -> dict:
+    """Builds the agent with ``build_agent(env)``, trains (or resumes) it, evaluates its
+    deterministic policy and writes the artefacts; returns the metrics and paths."""
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    env = make_vector_env(config.env_id, config.num_envs)
+    eval_env = make_vector_env(config.env_id, config.eval_episodes)
+    agent = build_agent(env)
+    threshold = solve_threshold(config.env_id)
+    callbacks = []
+    if getattr(config, "stop_at_solved", False) and threshold is not None:
+        callbacks.append(StopWhenSolved(threshold))
+    summary = train_or_resume(agent, env, eval_env, config, output_dir, callbacks)
+
+    eval_return = agent.evaluate(eval_env, config.eval_episodes, seed=config.seed)
+    names = ("agent.keras", "returns.png", "evaluations.png", "metrics.json", "checkpoint.npz")
+    paths = {Path(name).stem: output_dir / name for name in names}
+    agent.save(paths["agent"])
+    plot_episode_returns(agent.episode_returns, paths["returns"], AVERAGE_WINDOW)
+    plot_evaluations(agent.evaluations, paths["evaluations"], threshold)
+    parity = export_policy(paths, agent, eval_env, output_dir, config.export)
+    solved_at = None
+    if threshold is not None:
+        solved_at = next((t for t, mean in agent.evaluations if mean >= threshold), None)
+    results = {
+        "backend": keras.backend.backend(),
+        "eval_mean_return": eval_return,
+        "solve_threshold": threshold,
+        "solved_at_timesteps": solved_at,
+        **summary,
+        "train_mean_return_last_100": float(np.mean(agent.episode_returns[-100:] or [0.0])),
+        "evaluations": [[int(t), float(mean)] for t, mean in agent.evaluations],
+        **parity,
+        "config": asdict(config),
+    }
+    env.close()
+    eval_env.close()
+    return write_metrics(results, paths)
