@@ -302,10 +302,21 @@ class Agent(keras.Model):
         self._episode_length = np.zeros(env.num_envs, np.int64)
         return observations
 
-    def _train_batch(self, x, y) -> dict:
-        logs = self.train_on_batch(x, y, return_dict=True)
-        self.num_updates += 1
+    def _train_batches(self, x, y) -> dict:
+        """K gradient steps on K stacked minibatches, x (K, B, ...) and y's leaves (K, B, ...),
+        in one compiled call (`dlkit.training.compile_train_steps`); returns the mean loss."""
+        if getattr(self, "_train_steps", None) is None:
+            from dlkit.training import compile_train_steps
+
+            self._ensure_optimizer()
+            self._train_steps = compile_train_steps(self)
+        logs = self._train_steps(x, y)
+        self.num_updates += len(x)
         return logs
+
+    def _train_batch(self, x, y) -> dict:
+        """One gradient step on one minibatch."""
+        return self._train_batches(x[None], keras.tree.map_structure(lambda leaf: leaf[None], y))
 
     def learn(
         self,

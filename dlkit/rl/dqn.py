@@ -476,24 +476,52 @@ class DQN(Agent):
             # covers more), once `learning_starts` steps are collected.
             phases = self.num_timesteps // self.train_frequency - before // self.train_frequency
             if self.num_timesteps >= self.learning_starts and len(self.buffer) >= self.batch_size:
-                for _ in range(phases * self.gradient_steps):
-                    losses.append(self._gradient_step())
+                losses.extend(self._train(phases * self.gradient_steps))
         if losses:
             logs["loss"] = float(np.mean(losses))
         logs["epsilon"] = self.epsilon
         return logs
 
-    def _gradient_step(self) -> float:
-        batch = self.buffer.sample(self.batch_size)
-        targets = {
+    def _targets(self, batch) -> dict:
+        return {
             "actions": batch["actions"].astype(np.int32),
             "rewards": batch["rewards"],
             "next_observations": batch["next_observations"].astype(np.float32),
             "dones": batch["dones"],
             "discounts": batch["discounts"],
-            "weights": batch.get("weights", np.ones(self.batch_size, np.float32)),
+            "weights": batch.get("weights", np.ones_like(batch["rewards"], np.float32)),
         }
-        logs = self._train_batch(batch["observations"].astype(np.float32), targets)
+
+    def _train(self, steps: int) -> list[float]:
+        """Takes `steps` gradient steps; returns the loss of each compiled call.
+
+        Uniform replay draws the minibatches of every step up to the next target update at
+        once (the buffer does not change in between) and runs them in one compiled call;
+        prioritized replay must update priorities between steps, so it takes them one by one.
+        """
+        losses = []
+        while steps > 0:
+            if self.prioritized:
+                losses.append(self._gradient_step())
+                steps -= 1
+                continue
+            due = self.target_update_interval - self.num_updates % self.target_update_interval
+            count = min(steps, due)
+            batches = [self.buffer.sample(self.batch_size) for _ in range(count)]
+            stacked = {key: np.stack([batch[key] for batch in batches]) for key in batches[0]}
+            logs = self._train_batches(
+                stacked["observations"].astype(np.float32), self._targets(stacked)
+            )
+            losses.append(float(logs["loss"]))
+            if self.num_updates % self.target_update_interval == 0:
+                self.update_target()
+            steps -= count
+        return losses
+
+    def _gradient_step(self) -> float:
+        """One gradient step on one sampled minibatch (updating priorities if prioritized)."""
+        batch = self.buffer.sample(self.batch_size)
+        logs = self._train_batch(batch["observations"].astype(np.float32), self._targets(batch))
         if self.num_updates % self.target_update_interval == 0:
             self.update_target()
         if self.prioritized:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from dlkit.rl.agent import check_positive
@@ -162,9 +163,21 @@ class PPO(RolloutAgent):
     def _collect_and_train(self, env) -> dict:
         self._apply_schedules()
         self._collect_rollout(env)
-        losses = []
-        for _ in range(self.epochs):
-            for batch in self.rollout.minibatches(min(self.batch_size, len(self.rollout))):
-                targets = self._targets(batch, self.normalize_advantages)
-                losses.append(float(self._train_batch(batch["observations"], targets)["loss"]))
+        size = min(self.batch_size, len(self.rollout))
+        batches = [
+            (batch["observations"], self._targets(batch, self.normalize_advantages))
+            for _ in range(self.epochs)
+            for batch in self.rollout.minibatches(size)
+        ]
+        full = [batch for batch in batches if len(batch[0]) == size]
+        # Every full-size minibatch of every epoch in one compiled call; a smaller last one
+        # (when `batch_size` does not divide the rollout) separately.
+        logs = self._train_batches(
+            np.stack([x for x, _ in full]),
+            {key: np.stack([y[key] for _, y in full]) for key in full[0][1]},
+        )
+        losses = [float(logs["loss"])] * len(full)
+        for x, y in batches:
+            if len(x) != size:
+                losses.append(float(self._train_batch(x, y)["loss"]))
         return {"loss": sum(losses) / len(losses)}

@@ -10,13 +10,16 @@ from dlkit.training.alternating import AlternatingModel, OptimizerGroup, Update
 from dlkit.training.backend import list_devices
 from dlkit.training.gradients import value_and_grad
 from dlkit.training.inference import CompiledInference, compile_inference
+from dlkit.training.steps import CompiledTrainSteps, compile_train_steps
 
 __all__ = [
     "AlternatingModel",
     "CompiledInference",
+    "CompiledTrainSteps",
     "OptimizerGroup",
     "Update",
     "compile_inference",
+    "compile_train_steps",
     "list_devices",
     "value_and_grad",
 ]

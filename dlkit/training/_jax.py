@@ -132,3 +132,33 @@ def inference_function(model, compiled):
         return keras.tree.map_structure(np.asarray, outputs)
 
     return call
+
+
+def train_steps_function(model, compiled):
+    groups = lambda: (  # noqa: E731 - re-read on every call: variables may be replaced
+        model.trainable_variables,
+        model.non_trainable_variables,
+        model.optimizer.variables,
+        model.metrics_variables,
+    )
+
+    @jax.jit
+    def run(state, x, y):
+        compiled.num_traces += 1
+
+        def body(state, batch):
+            logs, state = model.train_step(state, (*batch, None))
+            return state, logs
+
+        state, logs = jax.lax.scan(body, state, (x, y))
+        return keras.tree.map_structure(lambda value: value[-1], logs), state
+
+    def call(x, y):
+        state = tuple([variable.value for variable in variables] for variables in groups())
+        logs, state = run(state, x, y)
+        for variables, values in zip(groups(), state):
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+        return logs
+
+    return call

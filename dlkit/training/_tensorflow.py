@@ -63,3 +63,17 @@ def inference_function(model, compiled):
         return keras.tree.map_structure(lambda x: x.numpy(), function(inputs))
 
     return call
+
+
+def train_steps_function(model, compiled):
+    @tf.function(reduce_retracing=True)
+    def run(x, y):
+        compiled.num_traces += 1
+        for index in tf.range(tf.shape(x)[0]):
+            model.train_step((x[index], tf.nest.map_structure(lambda leaf, i=index: leaf[i], y)))
+        return model.get_metrics_result()
+
+    def call(x, y):
+        return run(tf.convert_to_tensor(x), tf.nest.map_structure(tf.convert_to_tensor, y))
+
+    return call

@@ -59,3 +59,17 @@ def inference_function(model, compiled):
         return keras.tree.map_structure(lambda x: x.cpu().numpy(), outputs)
 
     return call
+
+
+def train_steps_function(model, compiled):
+    del compiled  # nothing is traced
+
+    def call(x, y):
+        x = torch.as_tensor(x)
+        y = keras.tree.map_structure(torch.as_tensor, y)
+        for index in range(len(x)):
+            step_y = keras.tree.map_structure(lambda leaf, i=index: leaf[i], y)
+            logs = model.train_step((x[index], step_y))
+        return logs
+
+    return call
