@@ -1,0 +1,506 @@
+"""Fooling a CNN: adversarial perturbations by gradient steps and by evolution [notes §4.9].
+
+A classifier's input can be pushed, like any other quantity, along the gradient of a score.
+Gradient ascent on an image towards another class synthesises an example of that class, and
+the notes point out that a tiny perturbation spread consistently over every pixel is already
+enough to change the decision, and that mutations and selection (an evolutionary search that
+never looks at a gradient) achieve the same. The reason is geometric: natural images of a
+class lie near a low-dimensional manifold, and in the high-dimensional pixel space a short step
+in a well-chosen direction leaves it.
+
+Here the perturbation ``δ = x_adv − x`` is bounded in the L∞ norm, ``‖δ‖∞ ≤ ε``: no pixel moves
+by more than ε, and every pixel stays in the valid range ``clip_range``.
+
+- `fgsm`: one signed-gradient step of the cross-entropy (fast gradient sign method).
+- `iterative_attack`: repeated small signed steps, each projected back onto the ε-ball and the
+  valid range (basic iterative method / projected gradient descent).
+- `evolutionary_attack`: a population of random mutations of the current perturbation per
+  image, scored with forward passes only; the perturbation moves towards the fitter mutations.
+- `attack_report`: success rate, clean accuracy and the size of the perturbations.
+
+Every model is a Keras classifier from images (N, H, W, C) to logits (or to probabilities with
+``from_logits=False``). Gradients with respect to the images come from
+`dlkit.training.value_and_grad`; everything else is `keras.ops` and NumPy, so the functions run
+on the TensorFlow, JAX and PyTorch backends alike. Results are NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from dlkit.training import value_and_grad
+from dlkit.vision._checks import check_images
+
+__all__ = ["attack_report", "evolutionary_attack", "fgsm", "iterative_attack"]
+
+# Images per forward pass when the model only predicts (reports, evolutionary fitness).
+_PREDICT_BATCH = 4096
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+def _check_epsilon(epsilon) -> float:
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)):
+        raise ValueError(f"Expected `epsilon` to be a number. Received: epsilon={epsilon!r}")
+    if not 0.0 < float(epsilon) <= 1.0:
+        raise ValueError(f"Expected 0 < epsilon <= 1. Received: epsilon={epsilon!r}")
+    return float(epsilon)
+
+
+def _check_clip_range(clip_range) -> tuple[float, float]:
+    try:
+        low, high = (float(value) for value in clip_range)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            "Expected `clip_range` to be a pair (low, high) of numbers. "
+            f"Received: clip_range={clip_range!r}"
+        ) from error
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            "Expected `clip_range` (low, high) with finite low < high. "
+            f"Received: clip_range={clip_range!r}"
+        )
+    return low, high
+
+
+def _check_labels(name: str, labels, num_images: int) -> np.ndarray:
+    array = np.asarray(keras.ops.convert_to_numpy(labels))
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.shape != (num_images,):
+        raise ValueError(
+            f"Expected `{name}` of shape ({num_images},), one class index per image. "
+            f"Received: {name} with shape {array.shape}"
+        )
+    if array.size and (
+        not np.issubdtype(array.dtype, np.number)
+        or np.any(array != np.round(array))
+        or np.any(array < 0)
+    ):
+        raise ValueError(
+            f"Expected `{name}` to hold class indices >= 0. Received: {name}={array!r}"
+        )
+    return array.astype(np.int32)
+
+
+def _check_class_range(name: str, labels: np.ndarray, num_classes: int) -> None:
+    if labels.size and labels.max() >= num_classes:
+        raise ValueError(
+            f"Expected `{name}` to hold class indices below {num_classes}, the model's number "
+            f"of classes. Received: {name} with maximum {int(labels.max())}"
+        )
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or value <= 0:
+        raise ValueError(f"Expected `{name}` > 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def _prepare(images, labels, labels_name, epsilon, clip_range):
+    images = check_images("images", images)
+    labels = _check_labels(labels_name, labels, len(images))
+    epsilon = _check_epsilon(epsilon)
+    low, high = _check_clip_range(clip_range)
+    return images, labels, epsilon, (low, high)
+
+
+# ------------------------------------------------------------------------------ model helpers
+
+
+def _log_probabilities(model, images, from_logits: bool):
+    """log p(class | image) (N, K) as a backend tensor."""
+    outputs = model(images, training=False)
+    if from_logits:
+        return keras.ops.log_softmax(outputs, axis=-1)
+    return keras.ops.log(keras.ops.clip(outputs, 1e-12, 1.0))
+
+
+def _predict_log_probabilities(model, images: np.ndarray, from_logits: bool) -> np.ndarray:
+    """log p (N, K) as NumPy, in chunks of `_PREDICT_BATCH` images."""
+    chunks = [
+        keras.ops.convert_to_numpy(
+            _log_probabilities(model, images[start : start + _PREDICT_BATCH], from_logits)
+        )
+        for start in range(0, len(images), _PREDICT_BATCH)
+    ]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def _cross_entropy_gradient(model, images: np.ndarray, labels: np.ndarray, from_logits: bool):
+    """Gradient (N, H, W, C) of the summed cross-entropy −Σ log p(labels | images)."""
+    try:
+        num_classes = int(model.output_shape[-1])
+    except Exception:  # a model without a static output shape: one_hot ignores the check
+        num_classes = None
+    if num_classes is not None:
+        _check_class_range("labels", labels, num_classes)
+
+    def loss(x):
+        log_p = _log_probabilities(model, x, from_logits)
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(log_p)[-1], dtype=log_p.dtype)
+        return -keras.ops.sum(one_hot * log_p)
+
+    _, _, (gradient,) = value_and_grad(loss, inputs=[images])
+    return keras.ops.convert_to_numpy(gradient).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ attacks
+
+
+def fgsm(
+    model: keras.Model,
+    images,
+    labels,
+    epsilon: float,
+    targeted: bool = False,
+    clip_range: tuple[float, float] = (0.0, 1.0),
+    from_logits: bool = True,
+) -> np.ndarray:
+    """Fast gradient sign method: one signed step of size ε on the cross-entropy [notes §4.9].
+
+    Every pixel moves by exactly ε (before clipping) in the direction that raises the
+    cross-entropy of the true class (untargeted) or lowers that of the target class
+    (targeted). To first order, a linear score w·x changes by ε‖w‖₁ under such a step, which
+    grows with the number of pixels: the tiny, consistent perturbation the notes describe.
+
+    Equation:
+        untargeted:  x_adv = clip(x + ε · sign(∇ₓ CE(f(x), y)), low, high)
+        targeted:    x_adv = clip(x − ε · sign(∇ₓ CE(f(x), t)), low, high)
+
+    Args:
+        model: classifier from images (N, H, W, C) to logits (N, K).
+        images: batch (N, H, W, C) of images with pixels in `clip_range`.
+        labels: (N,) class indices: the true classes (untargeted) or the target classes
+            (targeted).
+        epsilon: L∞ size of the step, 0 < ε ≤ 1.
+        targeted: whether to descend towards `labels` instead of ascending away from them.
+            Defaults to False.
+        clip_range: (low, high) valid pixel range. Defaults to (0, 1).
+        from_logits: whether the model outputs logits (True) or probabilities. Defaults to
+            True.
+
+    Returns:
+        The adversarial images, a float32 array of the shape of `images`.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(3)])
+    >>> images = np.full((4, 2, 2, 1), 0.5, "float32")
+    >>> adversarial = fgsm(model, images, labels=[0, 1, 2, 0], epsilon=0.1)
+    >>> bool(np.all(np.abs(adversarial - images) <= 0.1 + 1e-6))
+    True
+
+    Reference:
+        Goodfellow, Shlens and Szegedy, "Explaining and harnessing adversarial examples",
+        ICLR 2015.
+    """
+    images, labels, epsilon, (low, high) = _prepare(images, labels, "labels", epsilon, clip_range)
+    gradient = _cross_entropy_gradient(model, images, labels, from_logits)
+    direction = -1.0 if targeted else 1.0
+    adversarial = images + direction * epsilon * np.sign(gradient)
+    return np.clip(adversarial, low, high).astype(np.float32)
+
+
+def _project(adversarial: np.ndarray, images: np.ndarray, epsilon: float, low, high):
+    """Nearest point of the ε-ball around `images` (L∞) that lies in [low, high]."""
+    return np.clip(np.clip(adversarial, images - epsilon, images + epsilon), low, high)
+
+
+def iterative_attack(
+    model: keras.Model,
+    images,
+    labels,
+    epsilon: float = 0.1,
+    step_size: float = 0.01,
+    steps: int = 40,
+    targeted: bool = True,
+    clip_range: tuple[float, float] = (0.0, 1.0),
+    random_start: bool = False,
+    seed: int = 0,
+    from_logits: bool = True,
+) -> np.ndarray:
+    """Iterative signed-gradient attack projected onto the L∞ ball (BIM / PGD) [notes §4.9].
+
+    The gradient ascent of §4.9 with a budget: `steps` small FGSM steps of size `step_size`,
+    each followed by a projection back onto the set of allowed images, those within ε of the
+    original in every pixel and inside the valid range. With `random_start` the search starts
+    from a uniformly random point of the ball (PGD); without it, from the image itself (BIM).
+    All images of the batch are attacked together, one gradient per step.
+
+    Equation:
+        x⁰ = x   (or x + U(−ε, ε) with random_start)
+        xᵏ⁺¹ = Π(xᵏ ∓ α · sign(∇ₓ CE(f(xᵏ), y)))
+        Π(z) = clip(clip(z, x − ε, x + ε), low, high)
+        (− towards a target class, + away from the true class)
+
+    Args:
+        model: classifier from images (N, H, W, C) to logits (N, K).
+        images: batch (N, H, W, C) of images with pixels in `clip_range`.
+        labels: (N,) target classes (targeted) or true classes (untargeted).
+        epsilon: L∞ radius of the allowed perturbation, 0 < ε ≤ 1. Defaults to 0.1.
+        step_size: α, the L∞ size of each step. Defaults to 0.01.
+        steps: number of steps. Defaults to 40.
+        targeted: whether `labels` are targets to reach (True) or classes to leave. Defaults
+            to True.
+        clip_range: (low, high) valid pixel range. Defaults to (0, 1).
+        random_start: start from a random point of the ball (PGD). Defaults to False.
+        seed: seed of the random start. Defaults to 0.
+        from_logits: whether the model outputs logits (True) or probabilities. Defaults to
+            True.
+
+    Returns:
+        The adversarial images, a float32 array of the shape of `images`, with
+        ``‖x_adv − x‖∞ ≤ ε`` and pixels in `clip_range`.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(3)])
+    >>> images = np.random.default_rng(0).uniform(size=(4, 2, 2, 1)).astype("float32")
+    >>> adversarial = iterative_attack(model, images, [1, 2, 0, 1], epsilon=0.05, steps=3)
+    >>> bool(np.abs(adversarial - images).max() <= 0.05 + 1e-6)
+    True
+
+    Reference:
+        Kurakin, Goodfellow and Bengio, "Adversarial examples in the physical world", 2016;
+        Madry et al., "Towards deep learning models resistant to adversarial attacks", ICLR
+        2018.
+    """
+    images, labels, epsilon, (low, high) = _prepare(images, labels, "labels", epsilon, clip_range)
+    step_size = _check_positive("step_size", step_size)
+    steps = _check_positive_int("steps", steps)
+    direction = -1.0 if targeted else 1.0
+    adversarial = images.copy()
+    if random_start:
+        noise = np.random.default_rng(seed).uniform(-epsilon, epsilon, size=images.shape)
+        adversarial = _project(images + noise.astype(np.float32), images, epsilon, low, high)
+    for _ in range(steps):
+        gradient = _cross_entropy_gradient(model, adversarial, labels, from_logits)
+        adversarial = adversarial + direction * step_size * np.sign(gradient)
+        adversarial = _project(adversarial, images, epsilon, low, high)
+    return adversarial.astype(np.float32)
+
+
+def _target_margin(log_p: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """log p(target) − max over the other classes log p(j): > 0 iff the target is predicted."""
+    rows = np.arange(len(targets))
+    target = log_p[rows, targets]
+    others = log_p.copy()
+    others[rows, targets] = -np.inf
+    return target - others.max(axis=-1)
+
+
+def evolutionary_attack(
+    model: keras.Model,
+    images,
+    targets,
+    epsilon: float = 0.1,
+    population: int = 40,
+    generations: int = 100,
+    seed: int = 0,
+    clip_range: tuple[float, float] = (0.0, 1.0),
+    mutation_scale: float = 0.5,
+    step_size: float | None = None,
+    from_logits: bool = True,
+) -> np.ndarray:
+    """Targeted attack without gradients: an evolution strategy over perturbations [notes §4.9].
+
+    The notes' alternative to gradient ascent, mutations and selection. Each image keeps one
+    perturbation δ (starting at zero). Every generation draws `population` mutations
+    δ + σ·uᵢ (uᵢ standard normal, in antithetic pairs ±uᵢ), projects them onto the ε-ball and
+    the valid range, and scores them with the model's forward pass only: the fitness is the
+    target-class margin, log p(target) minus the best other class's log p. The mutations are
+    ranked, and δ moves a signed step towards the rank-weighted mean mutation (the fitter
+    ones pull, the worse ones push), then is projected again. As soon as any mutation of an
+    image is classified as the target it is kept and that image stops evolving. One forward
+    pass per generation scores the mutations of all still-running images together.
+
+    Equation:
+        fitness(δ) = log p(t | x + δ) − max_{j ≠ t} log p(j | x + δ)
+        δᵢ' = Π(δ + σ uᵢ),  uᵢ ~ N(0, I),  u_{P/2+i} = −uᵢ,  σ = mutation_scale · ε
+        wᵢ = rank(fitness(δᵢ')) / (P − 1) − 1/2
+        δ ← Π(δ + α · sign(Σᵢ wᵢ uᵢ)),  Π: projection onto ‖δ‖∞ ≤ ε and the valid range
+
+    Args:
+        model: classifier from images (N, H, W, C) to logits (N, K); only called forward.
+        images: batch (N, H, W, C) of images with pixels in `clip_range`.
+        targets: (N,) target classes.
+        epsilon: L∞ radius of the allowed perturbation, 0 < ε ≤ 1. Defaults to 0.1.
+        population: mutations per image and generation (even, ≥ 2). Defaults to 40.
+        generations: maximum number of generations. Defaults to 100.
+        seed: seed of the mutations. Defaults to 0.
+        clip_range: (low, high) valid pixel range. Defaults to (0, 1).
+        mutation_scale: σ / ε, the spread of the mutations. Defaults to 0.5.
+        step_size: α, the L∞ step of δ per generation; None for ε / 10. Defaults to None.
+        from_logits: whether the model outputs logits (True) or probabilities. Defaults to
+            True.
+
+    Returns:
+        The adversarial images, a float32 array of the shape of `images`, with
+        ``‖x_adv − x‖∞ ≤ ε`` and pixels in `clip_range`.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(3)])
+    >>> images = np.full((2, 2, 2, 1), 0.5, "float32")
+    >>> adversarial = evolutionary_attack(model, images, [1, 2], population=4, generations=2)
+    >>> bool(np.abs(adversarial - images).max() <= 0.1 + 1e-6)
+    True
+
+    Reference:
+        Nguyen, Yosinski and Clune, "Deep neural networks are easily fooled", CVPR 2015;
+        Wierstra et al., "Natural evolution strategies", JMLR 2014; Ilyas et al., "Black-box
+        adversarial attacks with limited queries and information", ICML 2018.
+    """
+    images, targets, epsilon, (low, high) = _prepare(
+        images, targets, "targets", epsilon, clip_range
+    )
+    population = _check_positive_int("population", population)
+    if population < 2 or population % 2:
+        raise ValueError(
+            f"Expected `population` to be an even integer >= 2. Received: population={population}"
+        )
+    generations = _check_positive_int("generations", generations)
+    sigma = _check_positive("mutation_scale", mutation_scale) * epsilon
+    step_size = epsilon / 10 if step_size is None else _check_positive("step_size", step_size)
+    rng = np.random.default_rng(seed)
+
+    image_shape = images.shape[1:]
+    delta = np.zeros_like(images)
+    log_p = _predict_log_probabilities(model, images, from_logits)
+    _check_class_range("targets", targets, log_p.shape[-1])
+    active = np.flatnonzero(np.argmax(log_p, axis=-1) != targets)
+    # Rank weights shared by every image: the worst mutation gets −1/2, the best +1/2.
+    rank_weights = np.arange(population, dtype=np.float32) / (population - 1) - 0.5
+    for _ in range(generations):
+        if active.size == 0:
+            break
+        count = len(active)
+        half = rng.standard_normal((count, population // 2, *image_shape)).astype(np.float32)
+        noise = np.concatenate([half, -half], axis=1)  # (A, P, H, W, C)
+        base = images[active][:, None]
+        mutants = _project(base + delta[active][:, None] + sigma * noise, base, epsilon, low, high)
+        flat = mutants.reshape(count * population, *image_shape)
+        log_p = _predict_log_probabilities(model, flat, from_logits)
+        fitness = _target_margin(log_p, np.repeat(targets[active], population))
+        fitness = fitness.reshape(count, population)
+
+        best = np.argmax(fitness, axis=1)
+        succeeded = fitness[np.arange(count), best] > 0
+        winners = active[succeeded]
+        delta[winners] = mutants[succeeded, best[succeeded]] - images[winners]
+
+        ranks = np.argsort(np.argsort(fitness, axis=1), axis=1)  # 0 = worst
+        weights = rank_weights[ranks].reshape(count, population, *([1] * len(image_shape)))
+        direction = np.sign(np.sum(weights * noise, axis=1))
+        running = active[~succeeded]
+        stepped = images[running] + delta[running] + step_size * direction[~succeeded]
+        delta[running] = _project(stepped, images[running], epsilon, low, high) - images[running]
+        active = running
+    return _project(images + delta, images, epsilon, low, high).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------- report
+
+
+def attack_report(
+    model: keras.Model,
+    clean,
+    adversarial,
+    labels,
+    targets=None,
+    from_logits: bool = True,
+) -> dict:
+    """How well an attack worked and how large its perturbations are.
+
+    The success rate is counted over the images the model classified correctly before the
+    attack (and, for a targeted attack, whose target differs from the true class): the share
+    of them that the model now assigns to the target class (targeted) or to any class but the
+    true one (untargeted). The perturbation norms are over all images.
+
+    Equation:
+        δ = adversarial − clean;  L∞ = max |δ|,  L2 = ‖δ‖₂ per image
+        success = #{i ∈ S : f(x_adv,i) = tᵢ}/|S|   (targeted)
+                  #{i ∈ S : f(x_adv,i) ≠ yᵢ}/|S|   (untargeted)
+        S = {i : f(xᵢ) = yᵢ (and tᵢ ≠ yᵢ)}
+
+    Args:
+        model: classifier from images (N, H, W, C) to logits (N, K).
+        clean: the original images (N, H, W, C).
+        adversarial: the attacked images, of the same shape.
+        labels: (N,) true classes.
+        targets: (N,) target classes of a targeted attack, or None (untargeted). Defaults to
+            None.
+        from_logits: whether the model outputs logits (True) or probabilities. Defaults to
+            True.
+
+    Returns:
+        A dict of floats and ints: ``success_rate`` (NaN when no image qualifies),
+        ``clean_accuracy``, ``adversarial_accuracy``, ``num_images``, ``num_attacked`` (|S|),
+        ``linf_mean``, ``linf_max``, ``l2_mean``, ``l2_max`` and ``targeted``.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((1, 1, 2)), keras.layers.Flatten(),
+    ...     keras.layers.Dense(2, use_bias=False, kernel_initializer="identity")])
+    >>> clean = np.array([[[[1.0, 0.0]]], [[[0.0, 1.0]]]], "float32")  # classes 0 and 1
+    >>> adversarial = np.array([[[[0.4, 0.6]]], [[[0.0, 1.0]]]], "float32")
+    >>> report = attack_report(model, clean, adversarial, labels=[0, 1])
+    >>> report["clean_accuracy"], report["success_rate"], round(report["linf_max"], 2)
+    (1.0, 0.5, 0.6)
+
+    Reference:
+        Szegedy et al., "Intriguing properties of neural networks", ICLR 2014.
+    """
+    clean = check_images("clean", clean)
+    adversarial = check_images("adversarial", adversarial)
+    if adversarial.shape != clean.shape:
+        raise ValueError(
+            f"Expected `adversarial` of the shape of `clean`, {clean.shape}. "
+            f"Received: adversarial with shape {adversarial.shape}"
+        )
+    labels = _check_labels("labels", labels, len(clean))
+    clean_predictions = np.argmax(_predict_log_probabilities(model, clean, from_logits), -1)
+    adversarial_predictions = np.argmax(
+        _predict_log_probabilities(model, adversarial, from_logits), -1
+    )
+    attacked = clean_predictions == labels
+    if targets is None:
+        succeeded = adversarial_predictions != labels
+    else:
+        targets = _check_labels("targets", targets, len(clean))
+        attacked &= targets != labels
+        succeeded = adversarial_predictions == targets
+    delta = (adversarial - clean).reshape(len(clean), -1).astype(np.float64)
+    linf = np.abs(delta).max(axis=1)
+    l2 = np.sqrt(np.sum(delta**2, axis=1))
+    num_attacked = int(attacked.sum())
+    return {
+        "targeted": targets is not None,
+        "success_rate": float(succeeded[attacked].mean()) if num_attacked else float("nan"),
+        "clean_accuracy": float(np.mean(clean_predictions == labels)),
+        "adversarial_accuracy": float(np.mean(adversarial_predictions == labels)),
+        "num_images": len(clean),
+        "num_attacked": num_attacked,
+        "linf_mean": float(linf.mean()),
+        "linf_max": float(linf.max()),
+        "l2_mean": float(l2.mean()),
+        "l2_max": float(l2.max()),
+    }

@@ -1,0 +1,48 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from dlkit.recipes import adversarial_digits
+
+
+def test_tiny_config_attacks_and_writes_every_artefact(tmp_path):
+    config = adversarial_digits.Config(
+        epochs=2,
+        num_images=12,
+        evolutionary_images=4,
+        steps=5,
+        step_size=0.05,
+        epsilon=0.3,
+        population=8,
+        generations=3,
+        sweep_epsilons=(0.05, 0.3),
+        output_dir=str(tmp_path),
+    )
+    results = adversarial_digits.main(config)
+    assert results["backend"] == keras.backend.backend()
+    for name in ("model.keras", "examples.png", "metrics.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["fgsm"]["num_images"] == 12 and not metrics["fgsm"]["targeted"]
+    assert metrics["iterative"]["targeted"] and metrics["evolutionary"]["num_images"] == 4
+    for name in ("fgsm", "iterative", "evolutionary"):
+        assert metrics[name]["linf_max"] <= 0.3 + 1e-6
+        assert metrics[name]["clean_accuracy"] > 0.3  # chance is 0.1
+    # The larger ball fools at least as many digits as the smaller one.
+    sweep = metrics["iterative_by_epsilon"]
+    assert sweep["0.3"]["success_rate"] >= sweep["0.05"]["success_rate"]
+    assert sweep["0.3"]["linf_max"] == pytest.approx(metrics["iterative"]["linf_max"])
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert model.output_shape == (None, 10)
+    assert np.isfinite(metrics["iterative"]["success_rate"])
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("epsilon", 0.0), ("epsilon", 2.0), ("num_images", 0), ("population", 3), ("steps", 0)],
+)
+def test_bad_config_values_are_rejected(field, value):
+    with pytest.raises(ValueError, match=field):
+        adversarial_digits.Config(**{field: value})

@@ -1,0 +1,57 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from dlkit.data import digits
+from dlkit.recipes import transfer_digits
+
+
+@pytest.mark.slow
+def test_tiny_config_transfers_and_writes_every_artefact(tmp_path):
+    config = transfer_digits.Config(
+        shots=3,
+        seeds=1,
+        curve_shots=(),
+        pretrain_epochs=2,
+        steps=20,
+        fine_tune_steps=5,
+        filters=4,
+        output_dir=str(tmp_path),
+        verbose=0,
+    )
+    results = transfer_digits.main(config)
+    assert results["backend"] == keras.backend.backend()
+    assert results["pretrain_accuracy_digits_0_4"] > 0.5  # chance is 0.2
+    assert 0.0 <= results["scratch_accuracy"] <= 1.0
+    assert results["transfer_accuracy"] > 0.3  # chance is 0.2
+    for name in ("model.keras", "accuracy.png", "metrics.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics["accuracy_by_shots"]) == ["3"]
+    assert metrics["transfer_accuracy"] == pytest.approx(results["transfer_accuracy"])
+    # The saved transferred model reproduces the reported accuracy on digits 5-9.
+    images, labels = digits("test", seed=config.seed)
+    keep = labels >= 5
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    predictions = np.argmax(model.predict(images[keep], verbose=0), axis=-1)
+    assert np.mean(predictions == labels[keep] - 5) == pytest.approx(
+        results["transfer_accuracy"], abs=1e-4
+    )
+
+
+def test_few_shots_draws_the_same_number_of_each_class_per_seed():
+    labels = np.repeat(np.arange(5), 20)
+    images = np.arange(100)
+    first = transfer_digits._few_shots(images, labels, 4, seed=1)
+    assert np.bincount(first[1]).tolist() == [4] * 5
+    np.testing.assert_array_equal(first[0], transfer_digits._few_shots(images, labels, 4, 1)[0])
+
+
+@pytest.mark.parametrize(
+    "field, value", [("shots", 0), ("transfer_layer", "logits"), ("curve_shots", (0,))]
+)
+def test_bad_config_values_are_rejected(field, value):
+    with pytest.raises(ValueError, match=field):
+        transfer_digits.Config(**{field: value})
