@@ -45,3 +45,48 @@ def find_layer(model: keras.Model, layer_name: str, name: str = "layer_name") ->
         f"Expected `{name}` to name a layer of {model.name!r} (one of {names}). "
         f"Received: {name}={layer_name!r}"
     )
+
+
+def check_positive_int(name: str, value) -> int:
+    """`value` as an int >= 1, or a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_non_negative_int(name: str, value) -> int:
+    """`value` as an int >= 0, or a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise ValueError(f"Expected `{name}` to be an integer >= 0. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_positive(name: str, value) -> float:
+    """`value` as a float > 0, or a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not value > 0:
+        raise ValueError(f"Expected `{name}` to be a number > 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def check_non_negative(name: str, value) -> float:
+    """`value` as a float >= 0, or a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not value >= 0:
+        raise ValueError(f"Expected `{name}` to be a number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def check_range(name: str, value_range) -> tuple[float, float]:
+    """A pair (low, high) of finite numbers with low < high, or a ValueError naming `name`."""
+    try:
+        low, high = (float(value) for value in value_range)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"Expected `{name}` to be a pair (low, high) of numbers. "
+            f"Received: {name}={value_range!r}"
+        ) from error
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(
+            f"Expected `{name}` (low, high) with finite low < high. "
+            f"Received: {name}={value_range!r}"
+        )
+    return low, high

@@ -26,13 +26,11 @@ on the TensorFlow, JAX and PyTorch backends alike. Results are NumPy arrays.
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
 from dlkit.training import value_and_grad
-from dlkit.vision._checks import check_images
+from dlkit.vision._checks import check_images, check_positive, check_positive_int, check_range
 
 __all__ = ["attack_report", "evolutionary_attack", "fgsm", "iterative_attack"]
 
@@ -49,22 +47,6 @@ def _check_epsilon(epsilon) -> float:
     if not 0.0 < float(epsilon) <= 1.0:
         raise ValueError(f"Expected 0 < epsilon <= 1. Received: epsilon={epsilon!r}")
     return float(epsilon)
-
-
-def _check_clip_range(clip_range) -> tuple[float, float]:
-    try:
-        low, high = (float(value) for value in clip_range)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            "Expected `clip_range` to be a pair (low, high) of numbers. "
-            f"Received: clip_range={clip_range!r}"
-        ) from error
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(
-            "Expected `clip_range` (low, high) with finite low < high. "
-            f"Received: clip_range={clip_range!r}"
-        )
-    return low, high
 
 
 def _check_labels(name: str, labels, num_images: int) -> np.ndarray:
@@ -95,23 +77,11 @@ def _check_class_range(name: str, labels: np.ndarray, num_classes: int) -> None:
         )
 
 
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or value <= 0:
-        raise ValueError(f"Expected `{name}` > 0. Received: {name}={value!r}")
-    return float(value)
-
-
 def _prepare(images, labels, labels_name, epsilon, clip_range):
     images = check_images("images", images)
     labels = _check_labels(labels_name, labels, len(images))
     epsilon = _check_epsilon(epsilon)
-    low, high = _check_clip_range(clip_range)
+    low, high = check_range("clip_range", clip_range)
     return images, labels, epsilon, (low, high)
 
 
@@ -281,8 +251,8 @@ def iterative_attack(
         2018.
     """
     images, labels, epsilon, (low, high) = _prepare(images, labels, "labels", epsilon, clip_range)
-    step_size = _check_positive("step_size", step_size)
-    steps = _check_positive_int("steps", steps)
+    step_size = check_positive("step_size", step_size)
+    steps = check_positive_int("steps", steps)
     direction = -1.0 if targeted else 1.0
     adversarial = images.copy()
     if random_start:
@@ -371,14 +341,14 @@ def evolutionary_attack(
     images, targets, epsilon, (low, high) = _prepare(
         images, targets, "targets", epsilon, clip_range
     )
-    population = _check_positive_int("population", population)
+    population = check_positive_int("population", population)
     if population < 2 or population % 2:
         raise ValueError(
             f"Expected `population` to be an even integer >= 2. Received: population={population}"
         )
-    generations = _check_positive_int("generations", generations)
-    sigma = _check_positive("mutation_scale", mutation_scale) * epsilon
-    step_size = epsilon / 10 if step_size is None else _check_positive("step_size", step_size)
+    generations = check_positive_int("generations", generations)
+    sigma = check_positive("mutation_scale", mutation_scale) * epsilon
+    step_size = epsilon / 10 if step_size is None else check_positive("step_size", step_size)
     rng = np.random.default_rng(seed)
 
     image_shape = images.shape[1:]

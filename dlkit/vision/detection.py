@@ -32,6 +32,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from dlkit.vision._checks import check_positive_int
+
 __all__ = [
     "YoloHead",
     "YoloLoss",
@@ -49,15 +51,10 @@ __all__ = [
 _EPSILON = 1e-9
 
 
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
-
-
 def _check_grid(grid_size, num_boxes, num_classes) -> None:
-    _check_positive_int("grid_size", grid_size)
-    _check_positive_int("num_boxes", num_boxes)
-    _check_positive_int("num_classes", num_classes)
+    check_positive_int("grid_size", grid_size)
+    check_positive_int("num_boxes", num_boxes)
+    check_positive_int("num_classes", num_classes)
 
 
 def _check_fraction(name: str, value) -> None:
@@ -525,8 +522,8 @@ class YoloHead(keras.layers.Layer):
 
     def __init__(self, num_boxes, num_classes, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("num_boxes", num_boxes)
-        _check_positive_int("num_classes", num_classes)
+        check_positive_int("num_boxes", num_boxes)
+        check_positive_int("num_classes", num_classes)
         self.num_boxes = num_boxes
         self.num_classes = num_classes
 
@@ -611,7 +608,7 @@ def build_yolo(
         (https://arxiv.org/abs/1612.03144).
     """
     _check_grid(grid_size, num_boxes, num_classes)
-    _check_positive_int("filters", filters)
+    check_positive_int("filters", filters)
     if len(input_shape) != 3:
         raise ValueError(f"Expected `input_shape` (H, W, C). Received: input_shape={input_shape!r}")
     height, width = input_shape[0], input_shape[1]
@@ -686,7 +683,7 @@ def non_max_suppression(boxes, scores, iou_threshold: float = 0.5, max_outputs=N
         )
     _check_fraction("iou_threshold", iou_threshold)
     if max_outputs is not None:
-        _check_positive_int("max_outputs", max_outputs)
+        check_positive_int("max_outputs", max_outputs)
     order = np.argsort(-scores, kind="stable")
     keep = []
     while len(order) and (max_outputs is None or len(keep) < max_outputs):
@@ -748,7 +745,7 @@ def decode_predictions(
     _check_fraction("score_threshold", score_threshold)
     _check_fraction("iou_threshold", iou_threshold)
     if max_detections is not None:
-        _check_positive_int("max_detections", max_detections)
+        check_positive_int("max_detections", max_detections)
     y_pred = np.asarray(keras.ops.convert_to_numpy(y_pred), dtype=np.float32)
     _check_layout("y_pred", y_pred, grid_size, num_boxes, num_classes)
     box_depth = 5 * num_boxes
@@ -831,7 +828,7 @@ def average_precisions(
     Reference:
         Everingham et al., "The PASCAL Visual Object Classes (VOC) Challenge", IJCV 2010.
     """
-    _check_positive_int("num_classes", num_classes)
+    check_positive_int("num_classes", num_classes)
     _check_fraction("iou_threshold", iou_threshold)
     ground_truth = list(ground_truth)
     detections = list(detections)

@@ -15,14 +15,15 @@ import numpy as np
 from keras import ops
 
 from dlkit.training import value_and_grad
-from dlkit.vision._checks import check_images, find_layer
-from dlkit.vision.visualize import (
-    _call_features,
-    _check_non_negative,
-    _check_positive,
-    _check_positive_int,
-    _check_value_range,
+from dlkit.vision._checks import (
+    check_images,
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+    check_range,
+    find_layer,
 )
+from dlkit.vision.visualize import _call_features
 
 __all__ = ["activation_norm", "deep_dream", "octave_shapes"]
 
@@ -48,8 +49,8 @@ def octave_shapes(
         >>> octave_shapes((64, 48), octaves=3, octave_scale=2.0)
         [(16, 12), (32, 24), (64, 48)]
     """
-    octaves = _check_positive_int("octaves", octaves)
-    octave_scale = _check_positive("octave_scale", octave_scale)
+    octaves = check_positive_int("octaves", octaves)
+    octave_scale = check_positive("octave_scale", octave_scale)
     if octave_scale <= 1:
         raise ValueError(
             f"Expected `octave_scale` to be a number > 1. Received: octave_scale={octave_scale!r}"
@@ -199,13 +200,13 @@ def deep_dream(
     """
     originals = check_images("image", image)
     names = _layer_names(layer_names)
-    steps_per_octave = _check_positive_int("steps_per_octave", steps_per_octave)
-    step_size = _check_positive("step_size", step_size)
-    low, high = _check_value_range(value_range)
+    steps_per_octave = check_positive_int("steps_per_octave", steps_per_octave)
+    step_size = check_positive("step_size", step_size)
+    low, high = check_range("value_range", value_range)
     if layer_weights is None:
         weights = [1.0] * len(names)
     else:
-        weights = [_check_non_negative("layer_weights", float(w)) for w in layer_weights]
+        weights = [check_non_negative("layer_weights", float(w)) for w in layer_weights]
         if len(weights) != len(names):
             raise ValueError(
                 f"Expected one weight per layer ({len(names)}). "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from dlkit.vision._checks import check_images
+from dlkit.vision._checks import check_images, check_positive_int
 
 __all__ = [
     "build_fcn",
@@ -283,11 +283,6 @@ def convolutionalize(model: keras.Model, name: str | None = None) -> keras.Model
     return fcn
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
-
-
 def build_fcn(
     input_shape: tuple = (None, None, 3),
     num_classes: int = 4,
@@ -337,7 +332,7 @@ def build_fcn(
         Segmentation", MICCAI 2015 (https://arxiv.org/abs/1505.04597).
     """
     for argument, value in (("num_classes", num_classes), ("filters", filters), ("depth", depth)):
-        _check_positive_int(argument, value)
+        check_positive_int(argument, value)
     if num_classes < 2:
         raise ValueError(f"Expected `num_classes` >= 2. Received: num_classes={num_classes}")
     input_shape = tuple(input_shape)
@@ -452,8 +447,8 @@ def train_fcn(
     >>> print(len(history.history["loss"]))
     1
     """
-    _check_positive_int("epochs", epochs)
-    _check_positive_int("batch_size", batch_size)
+    check_positive_int("epochs", epochs)
+    check_positive_int("batch_size", batch_size)
     if not learning_rate > 0:
         raise ValueError(f"Expected `learning_rate` > 0. Received: learning_rate={learning_rate}")
     num_classes = _num_output_classes(model)
@@ -509,7 +504,7 @@ def predict_masks(model: keras.Model, images, batch_size: int = 64) -> np.ndarra
 
 
 def _class_maps(y_true, y_pred, num_classes):
-    _check_positive_int("num_classes", num_classes)
+    check_positive_int("num_classes", num_classes)
     y_true = np.asarray(keras.ops.convert_to_numpy(y_true))
     y_pred = np.asarray(keras.ops.convert_to_numpy(y_pred))
     if y_pred.ndim == y_true.ndim + 1:  # scores with a class axis

@@ -21,7 +21,15 @@ import numpy as np
 from keras import ops
 
 from dlkit.training import value_and_grad
-from dlkit.vision._checks import check_images, find_layer
+from dlkit.vision._checks import (
+    check_images,
+    check_non_negative,
+    check_non_negative_int,
+    check_positive,
+    check_positive_int,
+    check_range,
+    find_layer,
+)
 
 __all__ = [
     "activation_maximization",
@@ -43,46 +51,6 @@ _REGULARIZERS = ("total_variation", "alpha_norm")
 
 # --------------------------------------------------------------------------------------------
 # Argument checks and shared pieces.
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
-    return int(value)
-
-
-def _check_non_negative_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"Expected `{name}` to be an integer >= 0. Received: {name}={value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"Expected `{name}` to be a number > 0. Received: {name}={value!r}")
-    return float(value)
-
-
-def _check_non_negative(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"Expected `{name}` to be a number >= 0. Received: {name}={value!r}")
-    return float(value)
-
-
-def _check_value_range(value_range) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value_range)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            "Expected `value_range` to be a pair (low, high). "
-            f"Received: value_range={value_range!r}"
-        ) from error
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(
-            "Expected `value_range` (low, high) with finite low < high. "
-            f"Received: value_range={value_range!r}"
-        )
-    return low, high
 
 
 def _feature_model(model: keras.Model, layer_names: Sequence[str]) -> keras.Model:
@@ -195,7 +163,7 @@ def total_variation(images, beta: float = 2.0):
         Mahendran & Vedaldi, "Understanding Deep Image Representations by Inverting Them",
         CVPR 2015 (https://arxiv.org/abs/1412.0035).
     """
-    beta = _check_positive("beta", beta)
+    beta = check_positive("beta", beta)
     images = ops.convert_to_tensor(images, dtype="float32")
     dx = images[:, :-1, 1:, :] - images[:, :-1, :-1, :]
     dy = images[:, 1:, :-1, :] - images[:, :-1, :-1, :]
@@ -236,7 +204,7 @@ def alpha_norm(images, alpha: float = 6.0, center: float = 0.0):
         Mahendran & Vedaldi, "Understanding Deep Image Representations by Inverting Them",
         CVPR 2015 (https://arxiv.org/abs/1412.0035).
     """
-    alpha = _check_positive("alpha", alpha)
+    alpha = check_positive("alpha", alpha)
     images = ops.convert_to_tensor(images, dtype="float32")
     return ops.mean(ops.power(ops.abs(images - center) + 1e-12, alpha), axis=(1, 2, 3))
 
@@ -365,13 +333,13 @@ def activation_maximization(
         Yosinski et al., "Understanding Neural Networks Through Deep Visualization", 2015
         (https://arxiv.org/abs/1506.06579).
     """
-    steps = _check_positive_int("steps", steps)
-    step_size = _check_positive("step_size", step_size)
-    l2_weight = _check_non_negative("l2_weight", l2_weight)
-    tv_weight = _check_non_negative("tv_weight", tv_weight)
-    blur_every = _check_non_negative_int("blur_every", blur_every)
-    blur_sigma = _check_positive("blur_sigma", blur_sigma)
-    low, high = _check_value_range(value_range)
+    steps = check_positive_int("steps", steps)
+    step_size = check_positive("step_size", step_size)
+    l2_weight = check_non_negative("l2_weight", l2_weight)
+    tv_weight = check_non_negative("tv_weight", tv_weight)
+    blur_every = check_non_negative_int("blur_every", blur_every)
+    blur_sigma = check_positive("blur_sigma", blur_sigma)
+    low, high = check_range("value_range", value_range)
     feature_model = _feature_model(model, [layer_name])
     units = _check_units(unit, _num_channels(feature_model))
     image_shape = _input_image_shape(model, image_shape)
@@ -498,17 +466,17 @@ def feature_inversion(
         CVPR 2015 (https://arxiv.org/abs/1412.0035).
     """
     originals = check_images("image", image)
-    steps = _check_positive_int("steps", steps)
-    step_size = _check_positive("step_size", step_size)
-    weight = _check_non_negative("regularization_weight", regularization_weight)
+    steps = check_positive_int("steps", steps)
+    step_size = check_positive("step_size", step_size)
+    weight = check_non_negative("regularization_weight", regularization_weight)
     if regularization not in _REGULARIZERS:
         raise ValueError(
             f"Expected `regularization` to be one of {_REGULARIZERS}. "
             f"Received: regularization={regularization!r}"
         )
-    alpha = _check_positive("alpha", alpha)
-    beta = _check_positive("beta", beta)
-    low, high = _check_value_range(value_range)
+    alpha = check_positive("alpha", alpha)
+    beta = check_positive("beta", beta)
+    low, high = check_range("value_range", value_range)
     center, span = (low + high) / 2, high - low
     feature_model = _feature_model(model, [layer_name])
     targets = _call_features(feature_model, originals)[0]
@@ -627,8 +595,8 @@ def saliency_map(
         "SmoothGrad: removing noise by adding noise", 2017 (https://arxiv.org/abs/1706.03825).
     """
     images = check_images("images", images)
-    samples = _check_non_negative_int("samples", samples)
-    noise = _check_non_negative("noise", noise)
+    samples = check_non_negative_int("samples", samples)
+    noise = check_non_negative("noise", noise)
     selector, _ = _score_gradients(model, images, class_index)
     if samples == 0:
         return np.max(np.abs(_input_gradient(model, images, selector)), axis=-1)
