@@ -14,12 +14,9 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import time
 
-from _common import BACKENDS, run_in_subprocess
+from _common import steps_benchmark_main
 
 TARGET_RATIO = 1.2
 
@@ -112,28 +109,5 @@ def run(steps: int, repeats: int) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=BACKENDS)
-    parser.add_argument("--all", action="store_true", help="every backend, one process each")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
-    parser.add_argument("--repeats", type=int, default=3)
-    arguments = parser.parse_args()
-    if arguments.all:
-        arguments_list = ["--steps", str(arguments.steps), "--repeats", str(arguments.repeats)]
-        outputs = [run_in_subprocess(__file__, b, arguments_list) for b in BACKENDS]
-        print(json.dumps(outputs, indent=2))
-        return
-    backend = arguments.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
-    os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if backend == "torch":
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        import torch
-
-        torch.set_num_threads(1)
-    print(json.dumps(run(arguments.steps, arguments.repeats)))
-
-
 if __name__ == "__main__":
-    main()
+    steps_benchmark_main(__file__, __doc__.splitlines()[0], run)

@@ -119,7 +119,11 @@ def _check_installed(format: str) -> None:
 def _export_in_process(model, path: Path, format: str) -> None:
     if not getattr(model, "_called", True):
         # Keras derives the export signature from a first call.
-        inputs = [np.zeros((1, *spec.shape[1:]), spec.dtype) for spec in model.inputs]
+        # Unknown sizes (a variable sequence length) get 1 for this one call.
+        inputs = [
+            np.zeros((1, *(size or 1 for size in spec.shape[1:])), spec.dtype)
+            for spec in model.inputs
+        ]
         model(inputs[0] if len(inputs) == 1 else inputs)
     model.export(str(path), format=_KERAS_FORMAT[format], verbose=False)
 

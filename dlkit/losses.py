@@ -1,4 +1,4 @@
-"""Loss functions of the generative models, written with ``keras.ops`` (any backend).
+"""Loss functions of the generative and sequence models, written with ``keras.ops`` (any backend).
 
 Each function returns a scalar (the mean over the batch) and names the place in the notes it
 implements. Logits, not probabilities, go into the adversarial losses: ``softplus`` gives the
@@ -14,6 +14,7 @@ __all__ = [
     "discriminator_loss",
     "generator_loss",
     "kl_divergence_to_standard_normal",
+    "sequence_cross_entropy",
 ]
 
 
@@ -141,3 +142,55 @@ def cycle_consistency_loss(inputs, reconstructions):
             f"Received: {tuple(inputs.shape)} and {tuple(reconstructions.shape)}"
         )
     return ops.mean(ops.abs(reconstructions - inputs))
+
+
+def sequence_cross_entropy(targets, logits, label_smoothing=0.0, padding_id=0):
+    """Token cross-entropy of a sequence model, averaged over the tokens that are not padding.
+
+    The training loss of a translation model under teacher forcing: every target token is a
+    classification over the vocabulary, and padding positions count for nothing (neither in
+    the sum nor in the number of tokens it is divided by). Label smoothing replaces the one-hot
+    target by a mixture with the uniform distribution over the vocabulary, which keeps the
+    model from becoming over-confident (Szegedy et al. 2016; used by the original transformer).
+
+    Equation (V the vocabulary size, ε = label_smoothing, p = softmax(logits)):
+
+        q = (1 − ε)·onehot(targets) + ε / V                          (smoothed target)
+        token_loss[b, t] = −Σ_v q[v] · log p[b, t, v]
+        loss = Σ_{b,t} mask[b, t] · token_loss[b, t] / Σ_{b,t} mask[b, t]
+            with mask[b, t] = (targets[b, t] != padding_id)          [notes §7.3]
+
+    Args:
+        targets: integer target ids, shape (B, T).
+        logits: unnormalised scores, shape (B, T, V).
+        label_smoothing: ε in [0, 1). Defaults to `0.0` (plain cross-entropy).
+        padding_id: the id whose positions are ignored. Defaults to `0`.
+
+    Returns:
+        A scalar (0 when every position is padding).
+
+    Example:
+
+        >>> import numpy as np
+        >>> logits = np.zeros((1, 3, 4), "float32")  # uniform predictions: loss log(4)
+        >>> print(round(float(sequence_cross_entropy(np.array([[1, 2, 0]]), logits)), 4))
+        1.3863
+    """
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(
+            f"Expected `label_smoothing` in [0, 1). Received: label_smoothing={label_smoothing!r}"
+        )
+    logits = ops.convert_to_tensor(logits)
+    targets = ops.cast(targets, "int32")
+    if len(logits.shape) != len(targets.shape) + 1:
+        raise ValueError(
+            "Expected `logits` with one more axis (the vocabulary) than `targets`. Received: "
+            f"targets of shape {tuple(targets.shape)}, logits of shape {tuple(logits.shape)}"
+        )
+    log_probabilities = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)  # (B, T, V)
+    num_classes = log_probabilities.shape[-1]
+    one_hot = ops.one_hot(targets, num_classes, dtype="float32")  # (B, T, V)
+    smoothed = (1.0 - label_smoothing) * one_hot + label_smoothing / num_classes
+    token_loss = -ops.sum(smoothed * log_probabilities, axis=-1)  # (B, T)
+    mask = ops.cast(ops.not_equal(targets, padding_id), "float32")  # (B, T)
+    return ops.sum(token_loss * mask) / ops.maximum(ops.sum(mask), 1.0)

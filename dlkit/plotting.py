@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "confusion_matrix",
+    "plot_attention",
     "plot_confusion_matrix",
     "plot_episode_returns",
     "plot_history",
@@ -230,4 +231,36 @@ def plot_manifold(
     axes.set_xticks([])
     axes.set_yticks([])
     axes.set_title(f"decoded latent grid, z in [-{extent}, {extent}]²")
+    return _save(figure, path)
+
+
+def plot_attention(
+    weights: np.ndarray,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    path: str | Path,
+    title: str | None = None,
+) -> Path:
+    """Draws attention weights (T, S) as a heat map: one row per target, one column per source.
+
+    Rows are the positions that attend (decoder outputs), columns the positions they read
+    (source tokens); a bright cell (t, s) means output t drew mostly on source s.
+    """
+    weights = np.asarray(weights, dtype=np.float32)
+    if weights.ndim != 2 or weights.shape != (len(target_tokens), len(source_tokens)):
+        raise ValueError(
+            "Expected `weights` of shape (len(target_tokens), len(source_tokens)) = "
+            f"({len(target_tokens)}, {len(source_tokens)}). Received: weights.shape="
+            f"{weights.shape}"
+        )
+    figure = _new_figure((0.45 * len(source_tokens) + 2, 0.45 * len(target_tokens) + 1.2))
+    axes = figure.subplots()
+    image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-6))
+    axes.set_xticks(range(len(source_tokens)), list(source_tokens))
+    axes.set_yticks(range(len(target_tokens)), list(target_tokens))
+    axes.set_xlabel("source")
+    axes.set_ylabel("output")
+    if title:
+        axes.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axes, fraction=0.046, label="attention weight")
     return _save(figure, path)

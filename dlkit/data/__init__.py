@@ -5,6 +5,11 @@
 - ``load``: tensorflow-datasets images (MNIST, Fashion-MNIST, CIFAR, horse2zebra) as batched
   ``tf.data`` pipelines; raises ``DatasetUnavailableError`` within seconds when the data is not
   prepared locally and the machine is offline.
+- ``sequences``: toy digit-sequence tasks (reverse, sort, palindromes) and noisy sine windows
+  for the sequence models of notes ch. 7, generated offline.
+- ``text``: tensorflow-datasets text classification (IMDB reviews, AG News) as token ids.
+- ``graphs``: Zachary's karate club (embedded) and seeded stochastic block models, for the
+  graph convolutional networks of notes ch. 8.
 - ``shapes``: synthetic circles, squares and triangles with masks and boxes, for segmentation
   and detection (notes §4.12-4.13).
 
@@ -14,15 +19,44 @@ so ``import dlkit.data`` stays cheap.
 
 from dlkit.data.datasets import DATASETS, DatasetUnavailableError, load
 from dlkit.data.digits import DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits
+from dlkit.data.graphs import karate_club, split_nodes, stochastic_block_model
+from dlkit.data.sequences import (
+    END_ID,
+    PAD_ID,
+    START_ID,
+    VOCABULARY,
+    VOCABULARY_SIZE,
+    digit_classification,
+    digit_sequences,
+    noisy_sine_windows,
+    text_to_tokens,
+    tokens_to_text,
+)
 from dlkit.data.shapes import SHAPE_CLASSES, shapes
+from dlkit.data.text import TEXT_DATASETS, load_text
 
 __all__ = [
     "DATASETS",
     "DIGITS_SHAPE",
+    "END_ID",
     "NUM_DIGIT_CLASSES",
+    "PAD_ID",
     "SHAPE_CLASSES",
+    "START_ID",
+    "TEXT_DATASETS",
+    "VOCABULARY",
+    "VOCABULARY_SIZE",
     "DatasetUnavailableError",
+    "digit_classification",
+    "digit_sequences",
     "digits",
+    "karate_club",
     "load",
+    "load_text",
+    "noisy_sine_windows",
     "shapes",
+    "split_nodes",
+    "stochastic_block_model",
+    "text_to_tokens",
+    "tokens_to_text",
 ]

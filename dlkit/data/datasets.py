@@ -70,9 +70,10 @@ def _check_download_reachable(timeout: float) -> bool:
         return False
 
 
-def _check_split(name: str, split: str) -> None:
-    """Accepts a split name or a tfds split expression over valid names (``"train[:10%]"``)."""
-    valid_splits = DATASETS[name]["splits"]
+def _check_split(name: str, split: str, table: dict | None = None) -> None:
+    """Accepts a split name or a tfds split expression over valid names (``"train[:10%]"``) of
+    dataset ``name`` in ``table`` (``DATASETS`` by default)."""
+    valid_splits = (DATASETS if table is None else table)[name]["splits"]
     parts = split.split("+") if isinstance(split, str) else [split]
     for part in parts:
         base_name = part.split("[")[0].strip() if isinstance(part, str) else part
@@ -97,8 +98,18 @@ def _image_size_pair(image_size: int | tuple[int, int] | None) -> tuple[int, int
     return pair
 
 
-def _unavailable_message(name: str, data_dir: str, data_path: str, reason: str) -> str:
-    tfds_name = DATASETS[name]["tfds_name"]
+def _unavailable_message(
+    name: str,
+    data_dir: str,
+    data_path: str,
+    reason: str,
+    table: dict | None = None,
+    loader: str = "dlkit.data.load",
+    offline_alternative: str = "dlkit.data.digits() needs no download: it loads 8×8 digits "
+    "shipped with scikit-learn.",
+) -> str:
+    """How to prepare dataset ``name`` of ``table`` (``DATASETS`` by default) for ``loader``."""
+    tfds_name = (DATASETS if table is None else table)[name]["tfds_name"]
     return (
         f"Dataset {name!r} is not prepared in data_dir={data_dir!r} (expected under "
         f"{data_path}) and {reason}.\n"
@@ -107,9 +118,8 @@ def _unavailable_message(name: str, data_dir: str, data_path: str, reason: str) 
         "or\n"
         f"    python -c \"import tensorflow_datasets as tfds; tfds.load('{tfds_name}', "
         "data_dir='DIR')\"\n"
-        "then copy DIR to this machine and pass data_dir=DIR to dlkit.data.load (or set the "
-        "TFDS_DATA_DIR environment variable).\n"
-        "dlkit.data.digits() needs no download: it loads 8×8 digits shipped with scikit-learn."
+        f"then copy DIR to this machine and pass data_dir=DIR to {loader} (or set the "
+        "TFDS_DATA_DIR environment variable).\n" + offline_alternative
     )
 
 

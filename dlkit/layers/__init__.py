@@ -10,8 +10,11 @@ Keras has a counterpart, takes the same constructor and call arguments so the tw
 - ``minibatch_stddev``: ``MinibatchStdDev``, a batch-diversity feature for GAN discriminators.
 - ``lstm``: ``LSTMCell`` and ``LSTM`` [notes §7.1].
 - ``attention``: score functions and ``MultiHeadAttention`` [notes §7.2].
-- ``positional_encoding`` and ``transformer``: ``SinusoidalPositionalEncoding``,
-  ``TransformerEncoder``, ``TransformerDecoder`` [notes §7.3].
+- ``positional_encoding``, ``embedding`` and ``transformer``: ``SinusoidalPositionalEncoding``,
+  ``TokenAndPositionEmbedding``, ``check_token_ids``, ``TransformerEncoder``,
+  ``TransformerDecoder`` [notes §7.3].
+- ``graph_conv``: ``GraphConv``, ``ChebConv``, ``normalize_adjacency``: spectral graph
+  convolutions [notes ch. 8].
 - ``noisy_dense`` and ``q_heads``: ``NoisyDense``, ``DuelingHead``, ``CategoricalQHead`` for
   value-based agents [notes ch. 9].
 """
@@ -30,8 +33,10 @@ from dlkit.layers.conv import (
     conv_output_size,
     receptive_field,
 )
+from dlkit.layers.embedding import TokenAndPositionEmbedding, check_token_ids
 from dlkit.layers.film import FiLM, LabelChannels
 from dlkit.layers.gaussian_sampling import GaussianSampling
+from dlkit.layers.graph_conv import ChebConv, GraphConv, normalize_adjacency
 from dlkit.layers.lstm import LSTM, LSTMCell
 from dlkit.layers.minibatch_stddev import MinibatchStdDev
 from dlkit.layers.noisy_dense import NoisyDense
@@ -43,23 +48,28 @@ __all__ = [
     "LSTM",
     "AdditiveScore",
     "CategoricalQHead",
+    "ChebConv",
     "DilatedConv2D",
     "DuelingHead",
     "FiLM",
     "GaussianSampling",
+    "GraphConv",
     "LSTMCell",
     "LabelChannels",
     "MinibatchStdDev",
     "MultiHeadAttention",
     "NoisyDense",
     "SinusoidalPositionalEncoding",
+    "TokenAndPositionEmbedding",
     "TransformerDecoder",
     "TransformerEncoder",
     "TransposedConv2D",
     "attention",
+    "check_token_ids",
     "conv_as_matrix",
     "conv_output_size",
     "masked_softmax",
+    "normalize_adjacency",
     "receptive_field",
     "scaled_dot_product_scores",
 ]

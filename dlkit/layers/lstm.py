@@ -308,16 +308,20 @@ class LSTM(keras.layers.Layer):
         initial_state = [ops.cast(state, self.compute_dtype) for state in initial_state]
         # One matrix product for all steps, then only the recurrent part inside the loop.
         z_inputs = self.cell._input_projection(sequences)  # (B, T, 4·units)
-        steps = ops.transpose(z_inputs, (1, 0, 2))  # (T, B, 4·units)
         if mask is not None:
-            steps = (steps, ops.transpose(ops.cast(mask, "bool"), (1, 0)))  # (T, B, D), (T, B)
+            # The mask rides along as one extra channel: Keras' TensorFlow `scan` fails on a
+            # tuple of per-step inputs once the sequence length is unknown (a retrace).
+            mask_channel = ops.cast(mask, z_inputs.dtype)[:, :, None]  # (B, T, 1)
+            z_inputs = ops.concatenate([z_inputs, mask_channel], axis=-1)  # (B, T, 4·units + 1)
+        steps = ops.transpose(z_inputs, (1, 0, 2))  # (T, B, 4·units [+ 1])
         if self.go_backwards:
-            steps = keras.tree.map_structure(lambda x: ops.flip(x, axis=0), steps)
+            steps = ops.flip(steps, axis=0)
 
         def step(states, step_inputs):
             step_mask = None
             if mask is not None:
-                step_inputs, step_mask = step_inputs
+                step_mask = step_inputs[:, -1] > 0.5  # (B,)
+                step_inputs = step_inputs[:, :-1]  # (B, 4·units)
             _, new_states = self.cell._recurrence(step_inputs, states)
             output = new_states[0]
             if step_mask is not None:

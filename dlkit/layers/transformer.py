@@ -167,10 +167,15 @@ class TransformerDecoder(keras.layers.Layer):
         encoder_padding_mask: boolean (B, S), `False` at padding source tokens.
         encoder_attention_mask: boolean (B, T, S), extra cross-attention mask.
         use_causal_mask: whether position t may not see positions after t. Defaults to `True`.
+        return_attention_scores: also return the attention weights (post-softmax) of both
+            attention sublayers, for inspection and heat maps. Defaults to `False`.
         training: whether to apply dropout.
 
     Returns:
-        The transformed target sequences, shape (B, T, d_model).
+        The transformed target sequences, shape (B, T, d_model). With
+        `return_attention_scores=True`, the tuple `(outputs, weights)` with `weights` a dict:
+        `"self_attention"` (B, num_heads, T, T) and, with cross-attention,
+        `"cross_attention"` (B, num_heads, T, S).
 
     Example:
 
@@ -234,6 +239,7 @@ class TransformerDecoder(keras.layers.Layer):
         encoder_padding_mask=None,
         encoder_attention_mask=None,
         use_causal_mask=True,
+        return_attention_scores=False,
         training=None,
     ):
         if (encoder_sequence is None) != (self.cross_attention is None):
@@ -243,29 +249,47 @@ class TransformerDecoder(keras.layers.Layer):
                 f"Received: encoder_sequence={'None' if encoder_sequence is None else 'a tensor'}"
             )
 
+        weights = {}
+
+        def attend(name, layer, x, value, **masks):
+            outputs = layer(
+                x,
+                value,
+                return_attention_scores=return_attention_scores,
+                training=training,
+                **masks,
+            )
+            if not return_attention_scores:
+                return outputs
+            outputs, weights[name] = outputs
+            return outputs
+
         def self_attention(x):
-            return self.self_attention(
+            return attend(
+                "self_attention",
+                self.self_attention,
                 x,
                 x,
                 value_mask=decoder_padding_mask,
                 attention_mask=decoder_attention_mask,
                 use_causal_mask=use_causal_mask,
-                training=training,
             )
 
         def cross_attention(x):
-            return self.cross_attention(
+            return attend(
+                "cross_attention",
+                self.cross_attention,
                 x,
                 encoder_sequence,
                 value_mask=encoder_padding_mask,
                 attention_mask=encoder_attention_mask,
-                training=training,
             )
 
         x = _residual(self, decoder_sequence, self_attention, "self_attention", training)
         if self.cross_attention is not None:
             x = _residual(self, x, cross_attention, "cross_attention", training)
-        return _residual(self, x, self._feedforward, "feedforward", training)
+        outputs = _residual(self, x, self._feedforward, "feedforward", training)
+        return (outputs, weights) if return_attention_scores else outputs
 
     def _feedforward(self, x):
         return self.feedforward_output_dense(self.feedforward_intermediate_dense(x))

@@ -1,4 +1,6 @@
-"""Fit-able models of the course: autoencoders and VAEs [notes ch. 5], GANs [notes ch. 6].
+"""Fit-able models of the course: autoencoders and VAEs [notes ch. 5], GANs [notes ch. 6],
+the Transformer and LSTM / transformer sequence models [notes ch. 7], graph convolutional
+networks [notes ch. 8].
 
 Single-optimizer models (``Autoencoder``, ``VAE``, ``ConditionalVAE``) override
 ``compute_loss``; the adversarial ones (``GAN``, ``ConditionalGAN``, ``ACGAN``,
@@ -22,6 +24,13 @@ from dlkit.models.gan import (
     build_digits_discriminator,
     build_digits_generator,
 )
+from dlkit.models.gcn import GCN_CONV_TYPES, build_gcn
+from dlkit.models.sequence_models import (
+    build_lstm_classifier,
+    build_lstm_forecaster,
+    build_transformer_classifier,
+)
+from dlkit.models.transformer import SequenceGenerator, Transformer
 from dlkit.models.vae import (
     VAE,
     ConditionalVAE,
@@ -37,6 +46,7 @@ __all__ = [
     "ADVERSARIAL_LOSSES",
     "CONDITIONING_MODES",
     "GAN",
+    "GCN_CONV_TYPES",
     "PRIORS",
     "VAE",
     "VAEGAN",
@@ -45,6 +55,8 @@ __all__ = [
     "ConditionalGAN",
     "ConditionalVAE",
     "CycleGAN",
+    "SequenceGenerator",
+    "Transformer",
     "build_acgan_digits_discriminator",
     "build_conditional_digits_discriminator",
     "build_conditional_digits_generator",
@@ -59,5 +71,9 @@ __all__ = [
     "build_digits_vae_decoder",
     "build_digits_vae_encoder",
     "build_digits_vaegan_networks",
+    "build_gcn",
+    "build_lstm_classifier",
+    "build_lstm_forecaster",
+    "build_transformer_classifier",
     "sample_prior",
 ]
