@@ -164,7 +164,8 @@ def main(config: Config) -> dict:
     example = int(np.argmax(np.sum(test["source"] != 0, axis=1)))
     source = test["source"][example : example + 1]
     generated = greedy[example]
-    length = len(tokens_to_text(generated)) + 1  # the digits and END
+    # The digits and END (all max_length positions when no END was generated).
+    length = min(len(tokens_to_text(generated)) + 1, len(generated))
     # Row t reads START and the first t generated tokens, and predicts generated[t].
     decoder_inputs = np.concatenate([test["decoder_inputs"][example, :1], generated[: length - 1]])
     weights = model.cross_attention_weights(source, decoder_inputs[None])  # (1, H, T, S)

@@ -297,6 +297,27 @@ class TransformerDecoder(keras.layers.Layer):
     def compute_output_shape(self, decoder_sequence_shape, encoder_sequence_shape=None):
         return tuple(decoder_sequence_shape)
 
+    def compute_output_spec(
+        self,
+        decoder_sequence,
+        encoder_sequence=None,
+        *args,
+        return_attention_scores=False,
+        **kwargs,
+    ):
+        # Symbolic calls (functional models) must return the weights too when asked for them.
+        outputs = keras.KerasTensor(decoder_sequence.shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return outputs
+        batch_size, length = decoder_sequence.shape[:2]
+        heads = (batch_size, self.num_heads, length)
+        weights = {"self_attention": keras.KerasTensor((*heads, length), dtype=self.compute_dtype)}
+        if encoder_sequence is not None:
+            weights["cross_attention"] = keras.KerasTensor(
+                (*heads, encoder_sequence.shape[1]), dtype=self.compute_dtype
+            )
+        return outputs, weights
+
     def get_config(self):
         config = super().get_config()
         config.update(_config(self))

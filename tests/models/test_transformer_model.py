@@ -247,6 +247,13 @@ def test_transformer_decoder_returns_both_attention_weights(model):
     np.testing.assert_allclose(self_weights.sum(axis=-1), 1.0, atol=1e-5)
     assert np.max(np.triu(self_weights, k=1)) < 1e-7  # causal: no weight on later positions
     assert np.min(self_weights[..., np.tril_indices(6)[0], np.tril_indices(6)[1]]) > 0
+    # Symbolic calls (functional models) return the same structure.
+    symbolic_outputs, symbolic_weights = layer(
+        keras.Input((6, 16)), keras.Input((3, 16)), return_attention_scores=True
+    )
+    assert tuple(symbolic_outputs.shape) == (None, 6, 16)
+    assert tuple(symbolic_weights["self_attention"].shape) == (None, 2, 6, 6)
+    assert tuple(symbolic_weights["cross_attention"].shape) == (None, 2, 6, 3)
 
 
 def test_generate_rejects_bad_sources(model):
@@ -341,4 +348,4 @@ def test_learns_to_reverse_short_digit_strings():
     model.fit(inputs, train["targets"], batch_size=40, epochs=8, verbose=0)
     generated = model.generate(test["source"])
     exact_match = np.mean(np.all(generated == test["targets"], axis=1))
-    assert exact_match >= 0.5  # chance is about 10^-3
+    assert exact_match >= 0.8  # chance is about 10^-3; seeds 0-2 reach 0.94-1.0 on every backend

@@ -18,6 +18,7 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
         num_heads=2,
         num_layers=1,
         epochs=2,
+        batch_size=60,  # five equal batches: one compiled training step
         beam_width=2,
         export="saved_model",
         output_dir=str(tmp_path),
