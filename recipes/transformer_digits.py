@@ -134,10 +134,11 @@ def main(config: Config) -> dict:
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
 
-    def inputs(split, rows=slice(None)):
-        return {"source": split["source"][rows], "decoder_inputs": split["decoder_inputs"][rows]}
+    def inputs(split):
+        return {"source": split["source"], "decoder_inputs": split["decoder_inputs"]}
 
-    model(inputs(train, slice(0, 1)))  # builds the weights, which the resumable backup needs
+    # The resumable backup needs the weights before `fit`.
+    model.build({name: (None, array.shape[1]) for name, array in inputs(train).items()})
 
     history, train_seconds = fit(
         model,

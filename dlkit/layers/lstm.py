@@ -176,21 +176,38 @@ class LSTMCell(keras.layers.Layer):
         return {**super().get_config(), **_cell_config(self)}
 
 
+class _Recurrence(keras.layers.Layer):
+    """The recurrent part of `LSTMCell` as a Keras cell: inputs are the precomputed
+    input projections z_inputs (B, 4·units). It owns no weights: they are the cell's."""
+
+    def __init__(self, cell, **kwargs):
+        super().__init__(dtype=cell.dtype_policy, **kwargs)
+        # A bound method, not the layer: the weights stay tracked once, under `LSTM.cell`.
+        self._step = cell._recurrence
+        self.state_size = [cell.units, cell.units]
+        self.output_size = cell.units
+        self.built = True
+
+    def call(self, z_inputs, states, training=None):
+        return self._step(z_inputs, states)
+
+
 @keras.saving.register_keras_serializable(package="dlkit")
 class LSTM(keras.layers.Layer):
     """An LSTM layer: runs `LSTMCell` along the time axis of a batch of sequences.
 
     The cell is applied at every step with the same weights (the unrolled network of notes §7),
-    carrying the hidden and cell states from one step to the next. The loop is a `keras.ops.scan`,
-    so it runs on every backend, with a time length unknown until call time, and inside compiled
-    training steps (`jax.jit`; a `tf.function` without XLA on TensorFlow, see `supports_jit`).
+    carrying the hidden and cell states from one step to the next. The input part of the gates is
+    computed for all steps in one matrix product; the loop over time, which only adds the
+    recurrent part, is Keras' own `keras.layers.RNN` loop: `lax.scan` on JAX, a bounded
+    `tf.while_loop` on TensorFlow (so `fit` compiles it with XLA, gradient included), a Python
+    loop on PyTorch. The time length may stay unknown until call time.
 
     The constructor and call arguments, the weights (`set_weights`) and the outputs match
     `keras.layers.LSTM` without dropout, including masking: at a masked step both states are
-    carried over unchanged, and with `return_sequences` that step repeats the previous output.
-    One corner case differs: the outputs of leading masked steps are the initial hidden state, as
-    Keras gives on JAX, where Keras on TensorFlow and PyTorch gives zeros (the same values unless
-    `initial_state` is given).
+    carried over unchanged, and with `return_sequences` that step repeats the previous output
+    (leading masked steps give what Keras gives on the backend: the initial hidden state on JAX,
+    zeros on TensorFlow and PyTorch).
 
     Equation:
 
@@ -283,61 +300,48 @@ class LSTM(keras.layers.Layer):
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.go_backwards = go_backwards
-        self.zero_output_for_mask = zero_output_for_mask
         self.stateful = False  # read by keras.layers.Bidirectional; no state is kept across calls
         self.supports_masking = True
         self.input_spec = keras.InputSpec(ndim=3)
-        if keras.backend.backend() == "tensorflow":
-            # Keras' TensorFlow `scan` is a while loop without `maximum_iterations`, whose gradient
-            # XLA cannot compile; `fit` then runs this model as a plain graph, as it does on a GPU
-            # for `keras.layers.LSTM` (cuDNN). JAX's `jit` compiles it.
-            self.supports_jit = False
+        # The time loop is Keras' own (`keras.layers.RNN`: `lax.scan` on JAX, a bounded
+        # `tf.while_loop` that XLA compiles on TensorFlow, a Python loop on PyTorch), run over
+        # the input part of the gates computed for all steps at once.
+        self.recurrence = keras.layers.RNN(
+            _Recurrence(self.cell),
+            return_sequences=return_sequences,
+            return_state=True,
+            go_backwards=go_backwards,
+            zero_output_for_mask=zero_output_for_mask,
+            dtype=self.dtype_policy,
+            name="recurrence",
+        )
+
+    @property
+    def zero_output_for_mask(self):
+        return self.recurrence.zero_output_for_mask
+
+    @zero_output_for_mask.setter
+    def zero_output_for_mask(self, value):
+        # `keras.layers.Bidirectional` sets it on the layers it wraps after building them.
+        self.recurrence.zero_output_for_mask = value
 
     def build(self, sequences_shape, initial_state_shape=None):
         self.cell.build((sequences_shape[0], sequences_shape[-1]))
+        self.recurrence.build((*sequences_shape[:-1], 4 * self.units))
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
-        if initial_state is None:
-            zeros = ops.zeros((ops.shape(sequences)[0], self.units), dtype=self.compute_dtype)
-            initial_state = [zeros, zeros]
-        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
-            raise ValueError(
-                "Expected `initial_state` to be a list [hidden_state, cell_state]. "
-                f"Received: initial_state={initial_state!r}"
-            )
-        initial_state = [ops.cast(state, self.compute_dtype) for state in initial_state]
+        if initial_state is not None:
+            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
+                raise ValueError(
+                    "Expected `initial_state` to be a list [hidden_state, cell_state]. "
+                    f"Received: initial_state={initial_state!r}"
+                )
+            initial_state = [ops.cast(state, self.compute_dtype) for state in initial_state]
         # One matrix product for all steps, then only the recurrent part inside the loop.
         z_inputs = self.cell._input_projection(sequences)  # (B, T, 4·units)
-        if mask is not None:
-            # The mask rides along as one extra channel: Keras' TensorFlow `scan` fails on a
-            # tuple of per-step inputs once the sequence length is unknown (a retrace).
-            mask_channel = ops.cast(mask, z_inputs.dtype)[:, :, None]  # (B, T, 1)
-            z_inputs = ops.concatenate([z_inputs, mask_channel], axis=-1)  # (B, T, 4·units + 1)
-        steps = ops.transpose(z_inputs, (1, 0, 2))  # (T, B, 4·units [+ 1])
-        if self.go_backwards:
-            steps = ops.flip(steps, axis=0)
-
-        def step(states, step_inputs):
-            step_mask = None
-            if mask is not None:
-                step_mask = step_inputs[:, -1] > 0.5  # (B,)
-                step_inputs = step_inputs[:, :-1]  # (B, 4·units)
-            _, new_states = self.cell._recurrence(step_inputs, states)
-            output = new_states[0]
-            if step_mask is not None:
-                keep = ops.expand_dims(step_mask, -1)  # (B, 1)
-                new_states = [ops.where(keep, new, old) for new, old in zip(new_states, states)]
-                output = new_states[0]
-                if self.zero_output_for_mask:
-                    output = ops.where(keep, output, ops.zeros_like(output))
-            # Keras' TensorFlow `scan` wants the per-step outputs shaped like the carry.
-            return new_states, [output, new_states[1]]
-
-        (hidden_state, cell_state), (all_outputs, _) = ops.scan(step, initial_state, steps)
-        if self.return_sequences:
-            outputs = ops.transpose(all_outputs, (1, 0, 2))  # (B, T, units)
-        else:
-            outputs = all_outputs[-1]
+        outputs, hidden_state, cell_state = self.recurrence(
+            z_inputs, initial_state=initial_state, mask=mask, training=training
+        )
         if self.return_state:
             return outputs, hidden_state, cell_state
         return outputs

@@ -156,7 +156,8 @@ class Transformer(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.token_accuracy_tracker = keras.metrics.Mean(name="token_accuracy")
         self.sequence_accuracy_tracker = keras.metrics.Mean(name="sequence_accuracy")
-        self._generators = {}
+        self._generators = {}  # compiled generators by decoding setting
+        self._attention_models = {}  # compiled cross-attention weights by decoder block
 
     @property
     def metrics(self):
@@ -247,11 +248,31 @@ class Transformer(keras.Model):
         """
         source = self._check_source(source, "source")
         decoder_inputs = self._check_target(decoder_inputs, "decoder_inputs")
-        encoder_outputs = self.encode(source, training=False)
-        _, weights = self.decode(
-            decoder_inputs, encoder_outputs, source, training=False, return_attention_scores=True
-        )
-        return ops.convert_to_numpy(weights[layer]["cross_attention"])
+        if not -self.num_layers <= layer < self.num_layers:
+            raise ValueError(
+                f"Expected `layer` in [-{self.num_layers}, {self.num_layers}). Received: "
+                f"layer={layer}"
+            )
+        layer = layer % self.num_layers
+        if layer not in self._attention_models:
+            # A functional model of the weights, so that `predict_on_batch` compiles the pass.
+            source_input = keras.Input((None,), dtype="int32")
+            decoder_input = keras.Input((None,), dtype="int32")
+            encoder_outputs = self.encode(source_input, training=False)
+            _, weights = self.decode(
+                decoder_input,
+                encoder_outputs,
+                source_input,
+                training=False,
+                return_attention_scores=True,
+            )
+            attention_model = keras.Model(
+                [source_input, decoder_input], weights[layer]["cross_attention"]
+            )
+            # The bound method, not the model: a model here would be tracked as a sub-layer.
+            self._attention_models[layer] = attention_model.predict_on_batch
+        weights = self._attention_models[layer]([source, decoder_inputs])
+        return ops.convert_to_numpy(weights)  # (B, H, T, S)
 
     def generator(
         self, max_length=None, beam_width=1, length_penalty=0.0, start_id=START_ID, end_id=END_ID

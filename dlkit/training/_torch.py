@@ -28,12 +28,13 @@ def alternating_train_step(model, data):
     for update, optimizer, tracker in model._resolved_updates():
         variables = list(update.variables)
         for _ in range(update.repetitions):
-            # Another update's backward pass also reaches these variables: start from zero.
-            for variable in variables:
-                variable.value.grad = None
             loss = model._checked_loss(update, data)
-            loss.backward()
-            gradients = [variable.value.grad for variable in variables]
+            # Only the paths to this update's variables are differentiated: in a GAN's
+            # discriminator turn, autograd skips the backward pass through the generator (what
+            # `.detach()` does in a hand-written loop).
+            gradients = torch.autograd.grad(
+                loss, [variable.value for variable in variables], allow_unused=True
+            )  # None for a variable the loss does not reach, as `.grad` would be
             with torch.no_grad():
                 optimizer.apply(gradients, variables)
             tracker.update_state(loss.detach())

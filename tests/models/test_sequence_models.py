@@ -39,7 +39,7 @@ def transformer_classifier():
 
 def _run(model, inputs):
     # Compiled on every backend; on TensorFlow a second sequence length retraces the function
-    # with the length unknown, which the LSTM's masked scan must handle.
+    # with the length unknown, which the masked LSTM loop must handle.
     return keras.ops.convert_to_numpy(model.predict_on_batch(inputs))
 
 
