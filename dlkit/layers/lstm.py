@@ -200,8 +200,9 @@ class LSTM(keras.layers.Layer):
     carrying the hidden and cell states from one step to the next. The input part of the gates is
     computed for all steps in one matrix product; the loop over time, which only adds the
     recurrent part, is Keras' own `keras.layers.RNN` loop: `lax.scan` on JAX, a bounded
-    `tf.while_loop` on TensorFlow (so `fit` compiles it with XLA, gradient included), a Python
-    loop on PyTorch. The time length may stay unknown until call time.
+    `tf.while_loop` on TensorFlow (so `fit` compiles it with XLA, gradient included); on PyTorch,
+    which runs it step by step, a bare `keras.ops.scan` that skips the per-step Layer call. The
+    time length may stay unknown until call time.
 
     The constructor and call arguments, the weights (`set_weights`) and the outputs match
     `keras.layers.LSTM` without dropout, including masking: at a masked step both states are
@@ -304,8 +305,8 @@ class LSTM(keras.layers.Layer):
         self.supports_masking = True
         self.input_spec = keras.InputSpec(ndim=3)
         # The time loop is Keras' own (`keras.layers.RNN`: `lax.scan` on JAX, a bounded
-        # `tf.while_loop` that XLA compiles on TensorFlow, a Python loop on PyTorch), run over
-        # the input part of the gates computed for all steps at once.
+        # `tf.while_loop` that XLA compiles on TensorFlow), run over the input part of the gates
+        # computed for all steps at once. PyTorch uses a bare scan instead (`_eager_loop`).
         self.recurrence = keras.layers.RNN(
             _Recurrence(self.cell),
             return_sequences=return_sequences,
@@ -339,12 +340,49 @@ class LSTM(keras.layers.Layer):
             initial_state = [ops.cast(state, self.compute_dtype) for state in initial_state]
         # One matrix product for all steps, then only the recurrent part inside the loop.
         z_inputs = self.cell._input_projection(sequences)  # (B, T, 4·units)
-        outputs, hidden_state, cell_state = self.recurrence(
-            z_inputs, initial_state=initial_state, mask=mask, training=training
-        )
+        if keras.backend.backend() == "torch":
+            outputs, hidden_state, cell_state = self._eager_loop(z_inputs, initial_state, mask)
+        else:
+            outputs, hidden_state, cell_state = self.recurrence(
+                z_inputs, initial_state=initial_state, mask=mask, training=training
+            )
         if self.return_state:
             return outputs, hidden_state, cell_state
         return outputs
+
+    def _eager_loop(self, z_inputs, initial_state, mask):
+        # PyTorch runs the loop step by step in Python, where `keras.layers.RNN` would pay a
+        # full Layer call per step; a bare `keras.ops.scan` over the recurrence is faster.
+        if initial_state is None:
+            zeros = ops.zeros((ops.shape(z_inputs)[0], self.units), dtype=self.compute_dtype)
+            initial_state = [zeros, zeros]
+        steps = ops.transpose(z_inputs, (1, 0, 2))  # (T, B, 4·units)
+        if mask is not None:
+            steps = (steps, ops.transpose(ops.cast(mask, "bool"), (1, 0)))  # and (T, B)
+        if self.go_backwards:
+            steps = keras.tree.map_structure(lambda x: ops.flip(x, axis=0), steps)
+
+        def step(carry, step_inputs):
+            states, previous_output = carry[:2], carry[2]
+            if mask is None:
+                new_states = self.cell._recurrence(step_inputs, states)[1]
+                return [*new_states, new_states[0]], new_states[0]
+            step_inputs, keep = step_inputs
+            keep = ops.expand_dims(keep, -1)  # (B, 1)
+            new_states = self.cell._recurrence(step_inputs, states)[1]
+            new_states = [ops.where(keep, new, old) for new, old in zip(new_states, states)]
+            # A masked step repeats the previous output (zeros before the first unmasked step,
+            # as Keras on PyTorch), or outputs zeros with zero_output_for_mask.
+            held = ops.zeros_like(previous_output) if self.zero_output_for_mask else previous_output
+            output = ops.where(keep, new_states[0], held)
+            return [*new_states, output], output
+
+        first_output = ops.zeros_like(initial_state[0])
+        (hidden_state, cell_state, _), outputs = ops.scan(
+            step, [*initial_state, first_output], steps
+        )  # outputs (T, B, units)
+        outputs = ops.transpose(outputs, (1, 0, 2)) if self.return_sequences else outputs[-1]
+        return outputs, hidden_state, cell_state
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch_size, length = sequences_shape[0], sequences_shape[1]
