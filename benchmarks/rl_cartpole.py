@@ -1,4 +1,4 @@
-"""CartPole-v1 solved by dlkit's DQN and PPO and by Stable-Baselines3, side by side.
+"""CartPole-v1 solved by dlkit's DQN and PPO, Stable-Baselines3 and TF-Agents, side by side.
 
 For each algorithm and seed, every runner trains from scratch and is evaluated on one protocol:
 a deterministic 10-episode evaluation every ``--eval-interval`` environment steps (default
@@ -13,19 +13,28 @@ Runners, each in its own process, all pinned to one thread where the library all
 
 - ``sb3``: Stable-Baselines3 (``pip install stable-baselines3``, the ``bench`` extra) with the
   rl-baselines3-zoo CartPole-v1 hyperparameters, PyTorch;
+- ``tf-agents``: TF-Agents 0.19 DQN (DQN only) with the settings of its DQN tutorial
+  (``TF_AGENTS_SETTINGS``), TensorFlow with legacy Keras (``TF_USE_LEGACY_KERAS=1``).
+  TF-Agents 0.19 does not install next to Keras 3 with its declared dependencies; install it
+  into a directory of its own and pass it as ``--tf-agents-path`` (or
+  ``DLKIT_TF_AGENTS_PATH``), see benchmarks/README.md. The runner joins the default list only
+  when tf_agents imports in its process; otherwise the JSON lists it under ``skipped``. Its runs
+  are not reproducible under a fixed seed (parallel tf.data sampling of the replay buffer);
 - ``dlkit-<backend>``: dlkit's agents on each Keras backend, with the settings of
   ``DLKIT_SETTINGS`` (the same budgets and schedules as the peer; the update schedule of DQN is
   dlkit's own, see below).
 
 Prints one JSON object: every run (steps and seconds to solve, the returns), per runner and
-algorithm the medians over seeds, and the ratios of dlkit's medians to SB3's with the targets:
-no more env steps than SB3's median, <= 0.5x its wall-clock on the fastest backend and <= 1.0x
-on every backend. An unsolved run counts as infinitely slow in the medians.
+algorithm the medians over seeds (TF-Agents' too, for reference), and the ratios of dlkit's
+medians to SB3's with the targets: no more env steps than SB3's median, <= 0.5x its wall-clock
+on the fastest backend and <= 1.0x on every backend. An unsolved run counts as infinitely slow
+in the medians.
 
 Usage:
 
     python benchmarks/rl_cartpole.py                       # DQN and PPO, 5 seeds, all runners
     python benchmarks/rl_cartpole.py --algorithms ppo --seeds 0,1 --runners sb3,dlkit-jax
+    python benchmarks/rl_cartpole.py --algorithms dqn --runners tf-agents --tf-agents-path DIR
 """
 
 from __future__ import annotations
@@ -123,6 +132,36 @@ DLKIT_SETTINGS = {
             "exploration_final_epsilon": 0.04,
         },
     },
+}
+
+
+# TF-Agents 0.19 DQN with the settings of its DQN tutorial (the agent's defaults where the
+# tutorial keeps them: discount 1.0, a target update every step, epsilon 0.1) and a budget of
+# 100,000 env steps (the first 100 from a random policy). TF-Agents has no gymnasium support;
+# ``run_tf_agents`` wraps CartPole-v1 in a ``PyEnvironment`` whose truncations bootstrap
+# (discount 1) and terminations do not.
+TF_AGENTS_SETTINGS = {
+    "dqn": {
+        "num_iterations": 100_000,
+        "initial_collect_steps": 100,
+        "collect_steps_per_iteration": 1,
+        "replay_buffer_max_length": 100_000,
+        "batch_size": 64,
+        "fc_layer_params": (100, 50),
+        "learning_rate": 1e-3,
+        "epsilon_greedy": 0.1,
+        "gamma": 1.0,
+        "n_step_update": 1,
+        "target_update_period": 1,
+        "target_update_tau": 1.0,
+    },
+}
+TF_AGENTS_NOTES = {
+    "ppo": "TF-Agents runs DQN only in this benchmark",
+    "reproducibility": (
+        "TF-Agents runs are not reproducible under a fixed seed: its replay buffer is sampled "
+        "through tf.data with parallel calls"
+    ),
 }
 
 
@@ -278,6 +317,158 @@ def run_sb3(algorithm: str, seed: int, interval: int) -> dict:
     }
 
 
+def run_tf_agents(algorithm: str, seed: int, interval: int) -> dict:
+    import gymnasium
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    from tf_agents.agents.dqn import dqn_agent
+    from tf_agents.drivers import dynamic_step_driver
+    from tf_agents.environments import py_environment, tf_py_environment
+    from tf_agents.networks import q_network
+    from tf_agents.policies import random_tf_policy
+    from tf_agents.replay_buffers import tf_uniform_replay_buffer
+    from tf_agents.specs import array_spec
+    from tf_agents.trajectories import time_step as ts
+    from tf_agents.utils import common
+
+    from dlkit.rl.agent import evaluate_vector
+
+    if algorithm != "dqn":
+        raise ValueError(TF_AGENTS_NOTES["ppo"])
+    settings = TF_AGENTS_SETTINGS["dqn"]
+
+    class CartPole(py_environment.PyEnvironment):
+        """gymnasium's CartPole-v1 as a TF-Agents environment; counts its transitions."""
+
+        def __init__(self, seed: int):
+            super().__init__(handle_auto_reset=True)
+            self._env = gymnasium.make("CartPole-v1")
+            self._seed = seed
+            self.transitions = 0
+            self._observation_spec = array_spec.ArraySpec((4,), np.float32, "observation")
+            self._action_spec = array_spec.BoundedArraySpec((), np.int64, 0, 1, "action")
+
+        def observation_spec(self):
+            return self._observation_spec
+
+        def action_spec(self):
+            return self._action_spec
+
+        def _reset(self):
+            observation, _ = self._env.reset(seed=self._seed)
+            self._seed = None
+            return ts.restart(np.asarray(observation, np.float32))
+
+        def _step(self, action):
+            observation, reward, terminated, truncated, _ = self._env.step(int(action))
+            self.transitions += 1
+            observation = np.asarray(observation, np.float32)
+            if terminated:
+                return ts.termination(observation, np.float32(reward))
+            if truncated:
+                return ts.truncation(observation, np.float32(reward), discount=1.0)
+            return ts.transition(observation, np.float32(reward), discount=1.0)
+
+    tf.random.set_seed(seed)
+    py_env = CartPole(seed)
+    env = tf_py_environment.TFPyEnvironment(py_env)
+    network = q_network.QNetwork(
+        env.observation_spec(), env.action_spec(), fc_layer_params=settings["fc_layer_params"]
+    )
+    agent = dqn_agent.DqnAgent(
+        env.time_step_spec(),
+        env.action_spec(),
+        q_network=network,
+        optimizer=tf.keras.optimizers.Adam(learning_rate=settings["learning_rate"]),
+        epsilon_greedy=settings["epsilon_greedy"],
+        gamma=settings["gamma"],
+        n_step_update=settings["n_step_update"],
+        target_update_period=settings["target_update_period"],
+        target_update_tau=settings["target_update_tau"],
+        td_errors_loss_fn=common.element_wise_squared_loss,
+        train_step_counter=tf.Variable(0, dtype=tf.int64),
+    )
+    agent.initialize()
+    buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
+        data_spec=agent.collect_data_spec,
+        batch_size=env.batch_size,
+        max_length=settings["replay_buffer_max_length"],
+    )
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32)])
+    def greedy(observations):
+        q_values, _ = network(observations, training=False)
+        return tf.argmax(q_values, axis=-1)
+
+    eval_env = _eval_env()
+    judge = _Judge(
+        lambda: float(
+            sum(
+                evaluate_vector(
+                    lambda x: greedy(np.asarray(x, np.float32)).numpy(),
+                    eval_env,
+                    EVAL_EPISODES,
+                    EVAL_SEED,
+                )
+            )
+            / EVAL_EPISODES
+        ),
+        interval,
+    )
+
+    # The random initial collection counts towards the budget, the evaluation grid and the wall
+    # time, as the peers' learning starts do.
+    judge.start = time.perf_counter()
+    random_policy = random_tf_policy.RandomTFPolicy(env.time_step_spec(), env.action_spec())
+    dynamic_step_driver.DynamicStepDriver(
+        env,
+        random_policy,
+        observers=[buffer.add_batch],
+        num_steps=settings["initial_collect_steps"],
+    ).run()
+    dataset = buffer.as_dataset(
+        num_parallel_calls=3,
+        sample_batch_size=settings["batch_size"],
+        num_steps=settings["n_step_update"] + 1,
+    ).prefetch(3)
+    iterator = iter(dataset)
+    collect = common.function(
+        dynamic_step_driver.DynamicStepDriver(
+            env,
+            agent.collect_policy,
+            observers=[buffer.add_batch],
+            num_steps=settings["collect_steps_per_iteration"],
+        ).run
+    )
+    train = common.function(agent.train)
+
+    time_step = env.current_time_step()
+    iterations = 0
+    while py_env.transitions < settings["num_iterations"]:
+        time_step, _ = collect(time_step)
+        experience, _ = next(iterator)
+        train(experience)
+        iterations += 1
+        if judge.step(py_env.transitions):
+            break
+    seconds = time.perf_counter() - judge.start
+    return {
+        "runner": "tf-agents",
+        "algorithm": algorithm,
+        "seed": seed,
+        "timesteps": py_env.transitions,
+        "gradient_steps": iterations,
+        "seconds": round(seconds, 2),
+        "steps_per_second": round(py_env.transitions / seconds, 1),
+        "note": TF_AGENTS_NOTES["reproducibility"],
+        **judge.result(),
+    }
+
+
 def _median(values: list[float | None]) -> float | None:
     finite = [math.inf if value is None else value for value in values]
     median = statistics.median(finite)
@@ -285,7 +476,10 @@ def _median(values: list[float | None]) -> float | None:
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Medians per runner and algorithm, and dlkit's ratios to SB3 against the targets."""
+    """Medians per runner and algorithm, and dlkit's ratios to SB3 against the targets.
+
+    TF-Agents gets medians like every runner; the targets are against SB3 only.
+    """
     medians: dict[str, dict[str, dict]] = {}
     for run in runs:
         if "error" in run:
@@ -311,7 +505,7 @@ def summarise(runs: list[dict]) -> dict:
         ratios = {}
         if peer and peer["median_seconds_to_solve"]:
             for runner, row in table.items():
-                if runner == "sb3":
+                if not runner.startswith("dlkit-"):
                     continue
                 seconds = row["median_seconds_to_solve"]
                 steps = row["median_steps_to_solve"]
@@ -337,9 +531,41 @@ def summarise(runs: list[dict]) -> dict:
     return summary
 
 
-def _run_child(runner: str, algorithm: str, seed: int, interval: int) -> dict:
+def _child_environment(runner: str, tf_agents_path: str | None) -> dict:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
-    environment["KERAS_BACKEND"] = runner.split("-", 1)[1] if runner != "sb3" else "torch"
+    if runner == "sb3":
+        environment["KERAS_BACKEND"] = "torch"
+    elif runner == "tf-agents":
+        environment["KERAS_BACKEND"] = "tensorflow"
+        environment["TF_USE_LEGACY_KERAS"] = "1"
+        if tf_agents_path:
+            paths = [tf_agents_path, environment.get("PYTHONPATH", "")]
+            environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+    else:
+        environment["KERAS_BACKEND"] = runner.split("-", 1)[1]
+    return environment
+
+
+def _tf_agents_missing(tf_agents_path: str | None) -> str | None:
+    """Why tf_agents cannot be imported in a runner's process, or None when it can."""
+    completed = subprocess.run(
+        [sys.executable, "-c", "import tf_agents.agents.dqn.dqn_agent"],
+        env=_child_environment("tf-agents", tf_agents_path),
+        capture_output=True,
+        text=True,
+    )
+    if completed.returncode == 0:
+        return None
+    lines = completed.stderr.strip().splitlines()
+    return (
+        f"tf_agents is not importable ({lines[-1] if lines else 'no output'}); see --tf-agents-path"
+    )
+
+
+def _run_child(
+    runner: str, algorithm: str, seed: int, interval: int, tf_agents_path: str | None = None
+) -> dict:
+    environment = _child_environment(runner, tf_agents_path)
     command = [
         sys.executable,
         __file__,
@@ -369,8 +595,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="Comma-separated integer seeds.")
     parser.add_argument(
         "--runners",
-        default="sb3," + ",".join(f"dlkit-{backend}" for backend in BACKENDS),
-        help="Comma-separated: sb3, dlkit-tensorflow, dlkit-jax, dlkit-torch.",
+        default=None,
+        help="Comma-separated: sb3, tf-agents, dlkit-tensorflow, dlkit-jax, dlkit-torch. "
+        "Default: all of them, tf-agents only when it can be imported.",
+    )
+    parser.add_argument(
+        "--tf-agents-path",
+        default=os.environ.get("DLKIT_TF_AGENTS_PATH"),
+        help="A directory prepended to PYTHONPATH in the tf-agents runner's process (where "
+        "tf-agents and its pinned dependencies are installed with pip --target). Default: "
+        "$DLKIT_TF_AGENTS_PATH.",
     )
     parser.add_argument("--eval-interval", type=int, default=5_000)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -381,18 +615,33 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown algorithm {name!r}; choose from {sorted(DLKIT_SETTINGS)}")
     seeds = [int(seed) for seed in args.seeds.split(",") if seed]
     if args.child:
-        run = run_sb3 if args.child == "sb3" else run_dlkit
+        run = {"sb3": run_sb3, "tf-agents": run_tf_agents}.get(args.child, run_dlkit)
         print(json.dumps(run(algorithms[0], seeds[0], args.eval_interval)))
         return
-    runners = [name for name in args.runners.split(",") if name]
+    if args.runners is None:
+        runners = ["sb3", "tf-agents", *(f"dlkit-{backend}" for backend in BACKENDS)]
+    else:
+        runners = [name for name in args.runners.split(",") if name]
+    skipped = []
+    if "tf-agents" in runners:
+        reason = _tf_agents_missing(args.tf_agents_path)
+        if reason:
+            runners.remove("tf-agents")
+            skipped.append({"runner": "tf-agents", "reason": reason})
+        elif "ppo" in algorithms:
+            skipped.append(
+                {"runner": "tf-agents", "algorithm": "ppo", "reason": TF_AGENTS_NOTES["ppo"]}
+            )
     runs = []
     for algorithm in algorithms:
         for seed in seeds:
             for runner in runners:
-                run = _run_child(runner, algorithm, seed, args.eval_interval)
+                if runner == "tf-agents" and algorithm not in TF_AGENTS_SETTINGS:
+                    continue
+                run = _run_child(runner, algorithm, seed, args.eval_interval, args.tf_agents_path)
                 print(json.dumps(run), file=sys.stderr, flush=True)
                 runs.append(run)
-    print(json.dumps({"runs": runs, "summary": summarise(runs)}, indent=1))
+    print(json.dumps({"runs": runs, "skipped": skipped, "summary": summarise(runs)}, indent=1))
 
 
 if __name__ == "__main__":
