@@ -38,3 +38,20 @@ def offline_tfds(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "_check_download_reachable", lambda timeout: True)
     return str(tmp_path / "tfds"), tfds.testing.mock_data
+
+
+@pytest.fixture
+def interrupt_after_second_epoch(monkeypatch):
+    """Makes every `keras.callbacks.BackupAndRestore` raise KeyboardInterrupt after writing its
+    backup at the end of the second epoch; calling the returned function restores the original.
+    """
+    original = keras.callbacks.BackupAndRestore
+
+    class InterruptAfterSecondEpoch(original):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)  # writes the backup first
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.callbacks, "BackupAndRestore", InterruptAfterSecondEpoch)
+    return lambda: monkeypatch.setattr(keras.callbacks, "BackupAndRestore", original)

@@ -132,12 +132,9 @@ class GraphConv(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("units", units)
-        self.units = units
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+        _store_dense_arguments(
+            self, units, activation, use_bias, kernel_initializer, bias_initializer
+        )
         self.normalize = normalize
 
     def build(
@@ -171,16 +168,7 @@ class GraphConv(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "normalize": self.normalize,
-            }
-        )
+        config.update({**_dense_config(self), "normalize": self.normalize})
         return config
 
 
@@ -253,14 +241,11 @@ class ChebConv(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("units", units)
+        _store_dense_arguments(
+            self, units, activation, use_bias, kernel_initializer, bias_initializer
+        )
         _check_positive_int("order", order)
-        self.units = units
         self.order = order
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
 
     def build(
         self, features_shape, adjacency_shape=None, edges_shape=None, edge_weights_shape=None
@@ -306,17 +291,31 @@ class ChebConv(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "order": self.order,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-            }
-        )
+        config.update({**_dense_config(self), "order": self.order})
         return config
+
+
+def _store_dense_arguments(
+    layer, units, activation, use_bias, kernel_initializer, bias_initializer
+):
+    """Checks and stores the arguments both graph convolutions share with `Dense`."""
+    _check_positive_int("units", units)
+    layer.units = units
+    layer.activation = keras.activations.get(activation)
+    layer.use_bias = use_bias
+    layer.kernel_initializer = keras.initializers.get(kernel_initializer)
+    layer.bias_initializer = keras.initializers.get(bias_initializer)
+
+
+def _dense_config(layer):
+    """The shared arguments of `_store_dense_arguments`, serialized from `layer`."""
+    return {
+        "units": layer.units,
+        "activation": keras.activations.serialize(layer.activation),
+        "use_bias": layer.use_bias,
+        "kernel_initializer": keras.initializers.serialize(layer.kernel_initializer),
+        "bias_initializer": keras.initializers.serialize(layer.bias_initializer),
+    }
 
 
 def _graph_operator(features, adjacency, edges, edge_weights, normalize, self_loops):

@@ -29,22 +29,14 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
     assert verify(results["files"]["model_export"], images[:5], expected) <= 1e-5
 
 
-def test_interrupted_run_resumes_from_its_backup(tmp_path, monkeypatch):
-    original = keras.callbacks.BackupAndRestore
-
-    class InterruptAfterSecondEpoch(original):
-        def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch, logs)  # writes the backup first
-            if epoch == 1:
-                raise KeyboardInterrupt
+def test_interrupted_run_resumes_from_its_backup(tmp_path, interrupt_after_second_epoch):
 
     config = classifier_digits.Config(
         export="none", epochs=3, filters=4, output_dir=str(tmp_path), verbose=0
     )
-    monkeypatch.setattr(keras.callbacks, "BackupAndRestore", InterruptAfterSecondEpoch)
     with pytest.raises(KeyboardInterrupt):
         classifier_digits.main(config)
-    monkeypatch.setattr(keras.callbacks, "BackupAndRestore", original)
+    interrupt_after_second_epoch()  # back to the original callback
     results = classifier_digits.main(config)
     assert results["epochs_run_this_session"] == 1  # epochs 1-2 came from the backup
     assert not (tmp_path / "backup").exists()  # removed once training completed

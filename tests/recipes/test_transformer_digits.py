@@ -53,3 +53,28 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
 def test_bad_config_values_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):
         transformer_digits.Config(**{field: value})
+
+
+def test_interrupted_run_resumes_from_its_backup(tmp_path, interrupt_after_second_epoch):
+
+    config = transformer_digits.Config(
+        num_train=120,
+        num_test=20,
+        max_length=4,
+        model_dim=8,
+        num_heads=2,
+        num_layers=1,
+        epochs=3,
+        batch_size=60,
+        beam_width=1,
+        export="none",
+        output_dir=str(tmp_path),
+        verbose=0,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        transformer_digits.main(config)
+    assert (tmp_path / "backup").exists()
+    interrupt_after_second_epoch()  # back to the original callback
+    results = transformer_digits.main(config)
+    assert results["epochs_run_this_session"] == 1  # epochs 1-2 came from the backup
+    assert not (tmp_path / "backup").exists()  # removed once training completed
