@@ -4,7 +4,8 @@ GAN-like models train by taking turns: a few steps on the discriminator's variab
 optimizer, then one on the generator's with another [notes ch. 6, the GAN algorithm with k
 discriminator steps]. A model subclassing ``AlternatingModel`` declares these turns as
 ``Update`` objects; the losses are written once with ``keras.ops``. The per-backend modules of
-this package run them: GradientTape on TensorFlow, autograd on PyTorch, and on JAX a stateless
+this package run them: GradientTape on TensorFlow, a traced graph per turn on PyTorch (eager
+autograd where the tracer cannot follow the loss), and on JAX a stateless
 step that threads every optimizer's variables through ``fit``'s state (they are grouped in an
 ``OptimizerGroup`` set as ``model.optimizer``, the only optimizer JAX's fit threads).
 """

@@ -5,7 +5,9 @@ small vector of them. ``model.predict`` costs tens of milliseconds per call on T
 eager ``model(x)`` about a millisecond; ``compile_inference`` builds, once, the fastest call
 each backend offers: ``jax.jit`` over ``model.stateless_call`` on JAX (the current weights are
 passed in on every call, so training steps are seen without retracing), ``tf.function`` with a
-batch-polymorphic input signature on TensorFlow, and an autograd-free call on PyTorch.
+batch-polymorphic input signature on TensorFlow, and on PyTorch a graph of ATen operations
+traced once per input shape, which reads the current weights on every call (a model the tracer
+cannot follow is called eagerly without autograd).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ class CompiledInference:
     Attributes:
         model: the wrapped model; its latest weights are used on every call.
         num_traces: how many times the backend traced (compiled) the function; it stays at 1
-            while calls keep the same input shape and dtype (always 0 on PyTorch, which
-            does not trace).
+            while calls keep the same input shape and dtype (PyTorch traces once per input
+            shape; 0 where it calls the model eagerly).
     """
 
     def __init__(self, model: keras.Layer, function: Callable, training: bool = False):

@@ -7,9 +7,10 @@ backend's per-call overhead (about a millisecond on a CPU), more than the arithm
 small network. ``compile_train_steps`` runs a stack of K minibatches as K consecutive steps of
 the model's ``train_step`` (its ``compute_loss``, optimizer and metrics, unchanged): a
 ``jax.lax.scan`` inside one ``jax.jit`` on JAX, a loop inside one ``tf.function`` on
-TensorFlow, and a plain loop over ``train_step`` on PyTorch (which has no trace to fuse into,
-but skips ``train_on_batch``'s data handling). The result equals K calls of
-``train_on_batch`` on the same minibatches.
+TensorFlow, and on PyTorch a loop that replays one traced graph of the whole step (forward pass,
+loss, gradients, optimizer update and metrics as plain ATen operations, traced once per
+minibatch shape; a step the tracer cannot follow runs Keras' eager ``train_step``). The result
+equals K calls of ``train_on_batch`` on the same minibatches.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class CompiledTrainSteps:
 
     Attributes:
         model: the compiled Keras model trained.
-        num_traces: how many times the backend traced the fused function (0 on PyTorch).
+        num_traces: how many times the backend traced the fused function (on PyTorch, the
+            step, once per minibatch shape; 0 where the step runs eagerly).
     """
 
     def __init__(self, model: keras.Model):

@@ -42,13 +42,13 @@ def test_sees_weights_changed_by_fit_without_retracing():
     np.testing.assert_allclose(
         after, keras.ops.convert_to_numpy(model(observation, training=False)), atol=1e-5
     )
-    # TensorFlow and JAX compile once for this shape; PyTorch does not trace at all.
-    assert act.num_traces == (0 if keras.backend.backend() == "torch" else 1)
+    # Every backend traces once for this shape: fit changed the weights, not the function.
+    assert act.num_traces == 1
 
 
 def test_one_trace_serves_every_batch_size_on_tensorflow():
     if keras.backend.backend() != "tensorflow":
-        pytest.skip("jax.jit specialises on shapes; torch does not trace")
+        pytest.skip("jax.jit and the PyTorch graph specialise on shapes")
     act = compile_inference(policy_network())
     for batch in (1, 5, 17):
         assert act(np.zeros((batch, 4), "float32")).shape == (batch, 2)
