@@ -221,11 +221,21 @@ class _Traced:
         if entry is None:
             return None
         graph, layout = entry
+        leaves = keras.tree.flatten(data)
         randoms = [original(*args, **kwargs) for original, args, kwargs, _, _ in layout["requests"]]
+        # `_value`, the variable's tensor: `.value` would check for scopes on every read.
+        flat = [v._value for v in self.variables]
+        flat += [leaves[i] for i in layout["tensor_at"]] + randoms
         with torch.no_grad():
-            gradients, outputs, new_values = graph([v.value for v in self.variables], data, randoms)
+            results = graph(*flat)
+            new_values = results[layout["num_gradients"] + layout["num_outputs"] :]
             for index, value in zip(layout["changed"], new_values):
-                self.variables[index].value.copy_(value)
+                self.variables[index]._value.copy_(value)
+        gradients = results[: layout["num_gradients"]]
+        outputs = keras.tree.pack_sequence_as(
+            layout["outputs"],
+            results[layout["num_gradients"] : layout["num_gradients"] + layout["num_outputs"]],
+        )
         if layout["applied"] or not self.differentiate:
             return None, outputs
         gradients = iter(gradients)
@@ -279,20 +289,46 @@ class _Traced:
                 [v.detach() for v in current if v is not None],
             )
 
-        values = [v.value.detach() for v in self.variables]
+        # The graph takes and returns flat lists of tensors: the variables, the data's tensors
+        # and the random draws in; the gradients, the outputs and the new values out.
+        leaves = keras.tree.flatten(data)
+        layout["tensor_at"] = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
+        num_values, num_data = len(self.variables), len(layout["tensor_at"])
+
+        def flat_pure(*flat):
+            data_leaves = list(leaves)
+            for position, tensor in zip(layout["tensor_at"], flat[num_values:]):
+                data_leaves[position] = tensor
+            randoms = list(flat[num_values + num_data :]) if layout["lifted"] else None
+            gradients, outputs, new_values = pure(
+                list(flat[:num_values]), keras.tree.pack_sequence_as(data, data_leaves), randoms
+            )
+            layout.update(
+                outputs=outputs,
+                num_gradients=len(gradients),
+                num_outputs=len(keras.tree.flatten(outputs)),
+            )
+            return [*gradients, *keras.tree.flatten(outputs), *new_values]
+
+        flat = [v._value.detach() for v in self.variables]
+        flat += [leaves[i] for i in layout["tensor_at"]]
         # A first pass finds the random draws; the second takes them as inputs.
         with torch.enable_grad():
-            make_fx(pure, tracing_mode="fake")(values, data, None)
-            randoms = [
+            layout["lifted"] = False
+            make_fx(flat_pure, tracing_mode="fake")(*flat)
+            layout["lifted"] = True
+            flat += [
                 torch.empty(shape, dtype=dtype, device=get_device())
                 for *_, shape, dtype in layout["requests"]
             ]
-            graph = make_fx(pure, tracing_mode="fake")(values, data, randoms)
+            graph = make_fx(flat_pure, tracing_mode="fake")(*flat)
         # The graph replays under no_grad, where a detach only costs a call: drop them.
         for node in list(graph.graph.nodes):
             if node.op == "call_function" and node.target is torch.ops.aten.detach.default:
                 node.replace_all_uses_with(node.args[0])
                 graph.graph.erase_node(node)
+        # Plain positional arguments and a list out, without pytree handling on every call.
+        graph.graph.set_codegen(torch.fx.graph.CodeGen())
         graph.recompile()
         self.num_traces += 1
         return graph, layout
