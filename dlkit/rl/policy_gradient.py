@@ -311,9 +311,9 @@ class ActorCritic(Agent):
         cut = truncated & ~terminated
         if not cut.any():
             return None
-        values = np.zeros(len(cut), np.float32)
-        values[cut] = self.value(reached[cut])
-        return values
+        # V of every copy, one batch of the rollout's shape: a compiled acting function then
+        # serves it without compiling again for each count of truncated copies.
+        return np.where(cut, self.value(reached), 0.0).astype(np.float32)
 
     def _get_base_config(self):
         config = super().get_config()
