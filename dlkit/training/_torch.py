@@ -3,6 +3,7 @@
 import inspect
 import os
 import warnings
+import weakref
 
 import keras
 import torch
@@ -99,9 +100,7 @@ def train_steps_function(model, compiled):
             if gradients is not None:
                 with torch.no_grad():
                     model.optimizer.apply(gradients, model.trainable_weights)
-        compiled.num_traces = sum(
-            traced.num_traces for traced in getattr(model, "_dlkit_traced", {}).values()
-        )
+        compiled.num_traces = sum(traced.num_traces for traced in traced_steps(model))
         return model.get_metrics_result()
 
     return call
@@ -336,6 +335,16 @@ class _Traced:
         return graph, layout
 
 
+# Each model's `_Traced` objects, by key. Kept outside the model so that a copy of it
+# (copy.deepcopy, pickle) traces its own steps instead of sharing closures over the original.
+_TRACED = weakref.WeakKeyDictionary()
+
+
+def traced_steps(model) -> list:
+    """The `_Traced` steps of `model` (empty where nothing was traced)."""
+    return list(_TRACED.get(model, {}).values())
+
+
 def _model_state(model):
     """Every variable a training step of `model` may read or assign."""
     variables = [*model.variables, *model.metrics_variables]
@@ -349,7 +358,7 @@ def _cached(model, key, build):
     compiled with `run_eagerly=True` (to debug its Python code step by step)."""
     if not tracing_enabled() or getattr(model, "run_eagerly", False):
         return None
-    cache = model.__dict__.setdefault("_dlkit_traced", {})
+    cache = _TRACED.setdefault(model, {})
     if key not in cache:
         cache[key] = build()
     return cache[key]

@@ -28,7 +28,9 @@ def _state(model):
 
 
 def _traced_entries(model):
-    return list(model.__dict__.get("_dlkit_traced", {}).values())
+    from dlkit.training._torch import traced_steps
+
+    return traced_steps(model)
 
 
 def _run_both(monkeypatch, build_and_train):
@@ -153,3 +155,22 @@ def test_run_eagerly_keeps_the_python_step():
     gan.fit(mixture_samples(64), batch_size=32, epochs=1, verbose=0)
     assert _traced_entries(gan) == []
     assert int(keras.ops.convert_to_numpy(gan.optimizer.iterations)) == 2
+
+
+def test_a_deep_copy_traces_and_trains_its_own_variables():
+    import copy
+
+    model = _classifier(0)
+    x, y = _data()
+    compile_train_steps(model)(x, y)
+    clone = copy.deepcopy(model)
+    before = _state(model)
+    x_small, y_small = _data(steps=2, batch=5)  # a new signature: traced again, for the copy
+    compile_train_steps(clone)(x_small, y_small)
+    for a, b in zip(_state(model), before):
+        np.testing.assert_array_equal(a, b)  # the original is untouched
+    [entry] = _traced_entries(clone)
+    assert entry.num_traces == 1 and all(
+        any(v is w for w in clone.weights) for v in entry.variables[: len(clone.trainable_weights)]
+    )
+    assert int(keras.ops.convert_to_numpy(clone.optimizer.iterations)) == 7
