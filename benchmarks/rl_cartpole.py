@@ -9,6 +9,17 @@ training to that evaluation and includes the evaluations. After the first hit ea
 one more interval and is evaluated again (``return_after_solve``): an agent that collapses
 right after solving shows it there.
 
+A grid point is evaluated with the policy the runner acts with at that env step. SB3's
+callback runs after every vector step, so its PPO is evaluated between updates, with the
+policy of its last rollout's update. dlkit's PPO reports after each update; the policy it then
+holds acts unchanged until its next rollout ends, so a grid point before that end is evaluated
+right away and counted as that grid point (it saves the runner the wall time of the steps up
+to the grid point, at most one rollout of 256 steps, about 35 ms).
+
+``--jax-compilation-cache DIR`` runs dlkit-jax with XLA's persistent compilation cache
+(``dlkit.training.enable_compilation_cache``): the first run of a setting compiles (about
+0.8 s for PPO, included in its time), later runs load the programs from DIR.
+
 Runners, each in its own process, all pinned to one thread where the library allows it:
 
 - ``sb3``: Stable-Baselines3 (``pip install stable-baselines3``, the ``bench`` extra) with the
@@ -51,6 +62,7 @@ import time
 from _common import BACKENDS
 
 SOLVED = 475.0
+_CACHE_VARIABLE = "DLKIT_BENCHMARK_JAX_CACHE"  # --jax-compilation-cache, for the runners
 EVAL_EPISODES = 10
 EVAL_SEED = 10_000
 
@@ -178,18 +190,26 @@ class _Judge:
         self.return_after_solve: float | None = None
         self.start = time.perf_counter()
 
-    def step(self, timesteps: int) -> bool:
-        """Call after each environment step; returns True when the run should stop."""
-        if timesteps < self.next_eval:
+    def step(self, timesteps: int, unchanged_until: int | None = None) -> bool:
+        """Call whenever the policy may have changed; returns True when the run should stop.
+
+        ``unchanged_until``: the env step up to which the current policy acts unchanged (an
+        on-policy learner updates only at the end of its next rollout). A grid point up to
+        there is evaluated now, with the policy the runner acts with at that step, and counts
+        as that grid point. None: ``timesteps`` (the policy may change after every step).
+        """
+        acting_until = timesteps if unchanged_until is None else unchanged_until
+        if acting_until < self.next_eval:
             return False
-        self.next_eval = (timesteps // self.interval + 1) * self.interval
+        grid_point = self.next_eval if acting_until > timesteps else timesteps
+        self.next_eval = (grid_point // self.interval + 1) * self.interval
         mean_return = self.evaluate()
-        self.evaluations.append((timesteps, round(mean_return, 1)))
+        self.evaluations.append((grid_point, round(mean_return, 1)))
         if self.solved_at is not None:
             self.return_after_solve = round(mean_return, 1)
             return True
         if mean_return >= SOLVED:
-            self.solved_at = timesteps
+            self.solved_at = grid_point
             self.solved_seconds = time.perf_counter() - self.start
         return False
 
@@ -216,6 +236,11 @@ def run_dlkit(algorithm: str, seed: int, interval: int) -> dict:
     from dlkit.rl import DQN, PPO, build_q_network, make_vector_env
     from dlkit.rl.agent import evaluate_vector
 
+    cache = os.environ.get(_CACHE_VARIABLE) or None
+    if cache:
+        from dlkit.training import enable_compilation_cache
+
+        cache = enable_compilation_cache(cache)  # None on TensorFlow and PyTorch
     keras.utils.set_random_seed(seed)
     settings = DLKIT_SETTINGS[algorithm]
     env = make_vector_env("CartPole-v1", settings["num_envs"])
@@ -240,9 +265,14 @@ def run_dlkit(algorithm: str, seed: int, interval: int) -> dict:
         interval,
     )
 
+    # PPO's policy changes only at the end of each rollout of n_steps x num_envs steps, so
+    # it is the policy acting at every step up to the next rollout's end (as SB3's PPO,
+    # evaluated between its updates); DQN's iterations end on the grid points.
+    rollout = settings["kwargs"]["n_steps"] * settings["num_envs"] if algorithm == "ppo" else 0
+
     class Judging(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if judge.step(agent.num_timesteps):
+            if judge.step(agent.num_timesteps, agent.num_timesteps + rollout):
                 agent.stop_training = True
 
     judge.start = time.perf_counter()
@@ -252,6 +282,7 @@ def run_dlkit(algorithm: str, seed: int, interval: int) -> dict:
         "runner": f"dlkit-{keras.backend.backend()}",
         "algorithm": algorithm,
         "seed": seed,
+        "compilation_cache": cache,
         "timesteps": agent.num_timesteps,
         "gradient_steps": agent.num_updates,
         "seconds": round(seconds, 2),
@@ -607,6 +638,15 @@ def main(argv: list[str] | None = None) -> None:
         "$DLKIT_TF_AGENTS_PATH.",
     )
     parser.add_argument("--eval-interval", type=int, default=5_000)
+    parser.add_argument(
+        "--jax-compilation-cache",
+        metavar="DIR",
+        default=None,
+        help="Run dlkit-jax with XLA's persistent compilation cache in DIR "
+        "(dlkit.training.enable_compilation_cache): the first run of a setting compiles and "
+        "writes its programs, later runs (later seeds) load them. Default: no cache, every "
+        "run compiles.",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     algorithms = [name for name in args.algorithms.split(",") if name]
@@ -614,6 +654,8 @@ def main(argv: list[str] | None = None) -> None:
         if name not in DLKIT_SETTINGS:
             parser.error(f"unknown algorithm {name!r}; choose from {sorted(DLKIT_SETTINGS)}")
     seeds = [int(seed) for seed in args.seeds.split(",") if seed]
+    if args.jax_compilation_cache:
+        os.environ[_CACHE_VARIABLE] = os.path.abspath(args.jax_compilation_cache)
     if args.child:
         run = {"sb3": run_sb3, "tf-agents": run_tf_agents}.get(args.child, run_dlkit)
         print(json.dumps(run(algorithms[0], seeds[0], args.eval_interval)))

@@ -206,6 +206,7 @@ PUBLIC_API = {
         "Update",
         "compile_inference",
         "compile_train_steps",
+        "enable_compilation_cache",
         "list_devices",
         "value_and_grad",
     ],

@@ -7,7 +7,7 @@ matching ``keras.backend.backend()``.
 """
 
 from dlkit.training.alternating import AlternatingModel, OptimizerGroup, Update
-from dlkit.training.backend import list_devices
+from dlkit.training.backend import enable_compilation_cache, list_devices
 from dlkit.training.gradients import value_and_grad
 from dlkit.training.inference import CompiledInference, compile_inference
 from dlkit.training.steps import CompiledTrainSteps, compile_train_steps
@@ -20,6 +20,7 @@ __all__ = [
     "Update",
     "compile_inference",
     "compile_train_steps",
+    "enable_compilation_cache",
     "list_devices",
     "value_and_grad",
 ]

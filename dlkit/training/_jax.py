@@ -162,3 +162,20 @@ def train_steps_function(model, compiled):
         return logs
 
     return call
+
+
+def fit_train_function(model):
+    """``None``: Keras's JAX ``fit`` already runs one jitted step per batch on NumPy batches."""
+    del model
+    return None
+
+
+def enable_compilation_cache(directory, min_compile_seconds):
+    from jax.experimental.compilation_cache import compilation_cache
+
+    directory.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
+    # A cache already opened elsewhere in this process keeps its directory unless reset.
+    compilation_cache.reset_cache()
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    return str(directory)

@@ -418,3 +418,16 @@ def _compiled_graph(graph, flat):
             return jit.trace(graph, example, check_trace=False, strict=False)
     except Exception:
         return graph
+
+
+def fit_train_function(model):
+    """``None``: Keras's PyTorch ``fit`` calls the step directly, and the traced graphs above
+    already make that step lean."""
+    del model
+    return None
+
+
+def enable_compilation_cache(directory, min_compile_seconds):
+    """Nothing to keep: this backend's traced steps are not cached across processes."""
+    del directory, min_compile_seconds
+    return None

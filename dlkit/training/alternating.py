@@ -267,7 +267,8 @@ class AlternatingModel(keras.Model):
     def _checked_loss(self, update: Update, data):
         """Evaluates an update's loss and checks that it is a scalar."""
         loss = update.loss(data)
-        shape = tuple(keras.ops.shape(loss))
+        # The static shape: a traced step may leave the batch dimension unknown (None).
+        shape = tuple(getattr(loss, "shape", ()))
         if shape not in ((), (1,)):
             raise ValueError(
                 f"Expected the loss of update {update.name!r} to be a scalar. "
@@ -301,6 +302,15 @@ class AlternatingModel(keras.Model):
             key = f"{self._SEED_KEY}{index}"
             if key in keys:
                 generator.state.assign(store[key])
+
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        function = backend_module().fit_train_function(self)
+        if function is None:
+            return super().make_train_function(force=force)
+        self.train_function = function
+        return function
 
     def train_step(self, *args):
         return backend_module().alternating_train_step(self, *args)
