@@ -35,7 +35,7 @@ import numpy as np
 
 from dlkit.plotting import plot_episode_returns
 from dlkit.recipes._images import check_config, export_for_serving, write_metrics
-from dlkit.rl import DQN, make_vector_env
+from dlkit.rl import make_vector_env
 
 # Episodes in the moving average of returns.png.
 AVERAGE_WINDOW = 100
@@ -94,36 +94,10 @@ class StopWhenSolved(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class PeriodicCheckpoint(keras.callbacks.Callback):
-    """Writes ``model.save_checkpoint(path)`` every `interval` environment steps."""
-
-    def __init__(self, path: Path, interval: int):
-        super().__init__()
-        self.path = path
-        self.interval = interval
-        self._next = 0
-
-    def on_train_begin(self, logs=None):
-        self._next = (self.model.num_timesteps // self.interval + 1) * self.interval
-
-    def on_epoch_end(self, epoch, logs=None):
-        timesteps = self.model.num_timesteps
-        if timesteps >= self._next:
-            self.model.save_checkpoint(self.path)
-            self._next = (timesteps // self.interval + 1) * self.interval
-
-
 def checkpoint_counters(path: Path) -> dict:
     """The counters a checkpoint holds (timesteps, episodes, the run's start and target)."""
     with np.load(path, allow_pickle=False) as state:
         return json.loads(str(state["counters"]))
-
-
-def _continue_schedules(agent) -> None:
-    # A run that extends a trained agent: DQN exploits what it learned instead of starting over
-    # at ε = 1. PPO's annealing starts over from the configured learning rate.
-    if isinstance(agent, DQN):
-        agent.exploration_initial_epsilon = agent.exploration_final_epsilon
 
 
 def train_or_resume(agent, env, eval_env, config, output_dir: Path, callbacks=()) -> dict:
@@ -132,38 +106,35 @@ def train_or_resume(agent, env, eval_env, config, output_dir: Path, callbacks=()
     checkpoint = output_dir / "checkpoint.npz"
     counters = checkpoint_counters(checkpoint) if checkpoint.exists() else None
     resumed_from = counters["num_timesteps"] if counters else 0
-    if counters and counters["run_start"] > 0:
-        _continue_schedules(agent)
+    finished = counters is not None and counters["num_timesteps"] >= counters["run_target"]
     arguments = {
+        "callbacks": list(callbacks),
         "eval_env": eval_env,
         "eval_interval": config.eval_interval,
         "eval_episodes": config.eval_episodes,
+        "checkpoint_dir": str(output_dir),
+        "checkpoint_interval": config.checkpoint_interval,
         "verbose": config.verbose,
     }
     start = time.perf_counter()
-    # A new run, or the rest of the checkpoint's run.
-    agent.learn(
-        env,
-        config.total_timesteps,
-        callbacks=list(callbacks),
-        checkpoint_dir=str(output_dir),
-        checkpoint_interval=config.checkpoint_interval,
-        **arguments,
-    )
-    remaining = config.total_timesteps - agent.num_timesteps
-    if remaining > 0 and not agent.stop_training:
-        # More steps than the checkpoint's run: go on as a new run, checkpointing as before.
-        _continue_schedules(agent)
-        saver = PeriodicCheckpoint(checkpoint, config.checkpoint_interval)
-        agent.learn(env, remaining, callbacks=[*callbacks, saver], **arguments)
-        agent.save_checkpoint(checkpoint)
+    done, stopped = resumed_from, False
+    if not finished:
+        # A new run, or the rest of the checkpoint's run.
+        agent.learn(env, config.total_timesteps, **arguments)
+        done, stopped = agent.num_timesteps, agent.stop_training
+    remaining = config.total_timesteps - done
+    if remaining > 0 and not stopped:
+        # More steps than the checkpoint's run: `learn` extends the finished run.
+        agent.learn(env, remaining, **arguments)
+    elif finished:
+        agent.load_checkpoint(checkpoint, env)  # nothing left to train
     train_seconds = time.perf_counter() - start
     return {
         "timesteps": agent.num_timesteps,
         "episodes": agent.num_episodes,
         "gradient_steps": agent.num_updates,
         "resumed_from_timesteps": resumed_from,
-        "stopped_when_solved": bool(agent.stop_training),
+        "stopped_when_solved": bool(getattr(agent, "stop_training", False)),
         "train_seconds": round(train_seconds, 3),
         "steps_per_second": round((agent.num_timesteps - resumed_from) / train_seconds, 1),
     }

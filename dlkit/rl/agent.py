@@ -16,8 +16,9 @@ run, and a callback that sets `agent.stop_training = True` ends it.
 Checkpoints (`checkpoint_dir`): one `.npz` file, written atomically (a crash while writing
 leaves the previous checkpoint intact), holding the agent's and the optimizer's variables, the
 replay buffer, the NumPy generator and every counter. `learn` called with a directory that holds
-a checkpoint restores it and finishes that run. The environments' own states are not saved:
-the episodes running at the checkpoint restart from a reset.
+a checkpoint restores it and finishes that run; when that run had finished, it trains on as a new
+run that extends it. The environments' own states are not saved: the episodes running at the
+checkpoint restart from a reset.
 """
 
 from __future__ import annotations
@@ -209,6 +210,9 @@ class Agent(keras.Model):
         self.evaluations: list[tuple[int, float]] = []
         self._run_start = 0
         self._run_target = 0
+        # Whether the current run extends a finished run restored from a checkpoint: schedules
+        # that start a run from scratch (DQN's ε) then start where that run left them.
+        self._run_extends = False
         self._iteration_stop = 0
         self._acting: dict = {}
 
@@ -342,8 +346,10 @@ class Agent(keras.Model):
             eval_interval: environment steps between evaluations. Defaults to 5,000.
             eval_episodes: episodes per evaluation. Defaults to 10.
             checkpoint_dir: a directory for `checkpoint.npz`, written every
-                `checkpoint_interval` steps and at the end; if it already holds one, the
-                agent restores it and finishes that run (its `total_timesteps` wins).
+                `checkpoint_interval` steps and at the end. If it already holds one, the
+                agent restores it and finishes that run (its `total_timesteps` wins); if that
+                run had finished, the agent trains `total_timesteps` more steps as a new run
+                extending it (DQN's ε then starts at `exploration_final_epsilon`).
             checkpoint_interval: environment steps between checkpoints. Defaults to 10,000.
             verbose: 1 for a progress bar with the mean return and steps per second, 0 for
                 silence. Defaults to 1.
@@ -364,9 +370,12 @@ class Agent(keras.Model):
         resumed = checkpoint is not None and checkpoint.exists()
         if resumed:
             self.load_checkpoint(checkpoint)
+            if self.num_timesteps >= self._run_target:
+                # The checkpoint's run had finished: train on, as a new run that extends it.
+                resumed = False
+                self._start_run(total_timesteps, extends=True)
         else:
-            self._run_start = self.num_timesteps
-            self._run_target = self.num_timesteps + total_timesteps
+            self._start_run(total_timesteps, extends=False)
         self._on_run_start(env, resumed)
 
         callback_list = keras.callbacks.CallbackList(
@@ -448,6 +457,11 @@ class Agent(keras.Model):
         self._ensure_optimizer()
         return list(self.variables) + list(self.optimizer.variables)
 
+    def _start_run(self, total_timesteps: int, extends: bool) -> None:
+        self._run_start = self.num_timesteps
+        self._run_target = self.num_timesteps + total_timesteps
+        self._run_extends = extends
+
     def save_checkpoint(self, path) -> str:
         """Writes the run's whole state to `path` (`.npz`) atomically; returns the path."""
         path = Path(path)
@@ -459,6 +473,7 @@ class Agent(keras.Model):
             "num_updates": self.num_updates,
             "run_start": self._run_start,
             "run_target": self._run_target,
+            "run_extends": self._run_extends,
             "evaluations": self.evaluations,
         }
         arrays = {
@@ -478,8 +493,17 @@ class Agent(keras.Model):
         os.replace(temporary, path)
         return str(path)
 
-    def load_checkpoint(self, path) -> None:
-        """Restores a state written by `save_checkpoint` into this (identically built) agent."""
+    def load_checkpoint(self, path, env=None) -> None:
+        """Restores a state written by `save_checkpoint` into this (identically built) agent.
+
+        Args:
+            path: the `.npz` file.
+            env: the environment the checkpoint's run trained on. A rollout agent (A2C, PPO)
+                needs it to rebuild its rollout buffer when it has not yet run `learn` on that
+                environment in this process; `learn` passes it itself.
+        """
+        if env is not None:
+            self._setup_run(as_vector_env(env))
         variables = self._state_variables()
         with np.load(path, allow_pickle=False) as state:
             counters = json.loads(str(state["counters"]))
@@ -513,6 +537,7 @@ class Agent(keras.Model):
             self.num_updates = counters["num_updates"]
             self._run_start = counters["run_start"]
             self._run_target = counters["run_target"]
+            self._run_extends = bool(counters.get("run_extends", False))
             self.evaluations = [tuple(item) for item in counters["evaluations"]]
             self._rng = _rng_from_json(str(state["rng_state"]))
             self.episode_returns = state["episode_returns"].tolist()

@@ -156,7 +156,8 @@ class DQN(Agent):
         n_step: environment steps per stored transition (n-step returns). Defaults to 1.
         loss: `"huber"` or `"mse"`. Defaults to `"huber"`.
         exploration_fraction: the fraction of a run over which ε decays. Defaults to 0.1.
-        exploration_initial_epsilon: ε at the start of a run. Defaults to 1.0.
+        exploration_initial_epsilon: ε at the start of a run (a run that `learn` continues
+            from a finished checkpoint starts at `exploration_final_epsilon`). Defaults to 1.0.
         exploration_final_epsilon: ε after the decay. Defaults to 0.05.
         max_grad_norm: the global gradient-norm clip; None for none. Defaults to 10.
         seed: seeds exploration, replay sampling and environment resets. Defaults to None.
@@ -377,7 +378,9 @@ class DQN(Agent):
             return 0.0
         span = max(1.0, self.exploration_fraction * (self._run_target - self._run_start))
         progress = min(1.0, (self.num_timesteps - self._run_start) / span)
-        start, end = self.exploration_initial_epsilon, self.exploration_final_epsilon
+        end = self.exploration_final_epsilon
+        # A run that extends a finished one exploits what it learned instead of starting over.
+        start = end if self._run_extends else self.exploration_initial_epsilon
         return start + (end - start) * progress
 
     def q_values(self, observations) -> np.ndarray:

@@ -546,12 +546,57 @@ def test_checkpoint_keeps_the_noise_stream_of_noisy_layers(tmp_path):
     first = DQN(build_q_network((4,), 2, **noisy), learning_starts=10_000, seed=0)
     first.learn(env, 30, checkpoint_dir=tmp_path, verbose=0)
     recorded = noise_states(first)
-    # The run is complete: learning again only restores it.
     second = DQN(build_q_network((4,), 2, **noisy), learning_starts=10_000, seed=0)
     assert len(recorded) == 2
-    second.learn(env, 30, checkpoint_dir=tmp_path, verbose=0)
+    second.load_checkpoint(tmp_path / "checkpoint.npz")
     assert second.num_timesteps == 30
     assert_same_arrays(noise_states(second), recorded)
+
+
+def test_learn_extends_a_finished_checkpoint_run(tmp_path):
+    env = gym.make("CartPole-v1")
+    first = make_dqn(learning_starts=50, exploration_fraction=0.5)
+    first.learn(env, 100, checkpoint_dir=tmp_path, verbose=0)
+    assert first.num_timesteps == 100 and first.epsilon == pytest.approx(0.05)
+
+    # A fresh agent given the finished run's directory trains 60 more steps as a new run.
+    second = make_dqn(learning_starts=50, exploration_fraction=0.5)
+    epsilons = []
+
+    class Epsilons(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epsilons.append(self.model.epsilon)
+
+    second.learn(env, 60, callbacks=[Epsilons()], checkpoint_dir=tmp_path, verbose=0)
+    assert second.num_timesteps == 160 and second.num_updates > first.num_updates
+    assert epsilons and all(value == pytest.approx(0.05) for value in epsilons)
+    counters = json.loads(str(np.load(tmp_path / "checkpoint.npz")["counters"]))
+    assert (counters["num_timesteps"], counters["run_start"], counters["run_target"]) == (
+        160,
+        100,
+        160,
+    )
+    assert counters["run_extends"] is True
+
+    # Interrupted inside the extension, the resumed run keeps exploring at the final ε.
+    third = make_dqn(learning_starts=50, exploration_fraction=0.5)
+    with pytest.raises(Crash):
+        third.learn(
+            env,
+            100,
+            callbacks=[CrashAt(200)],
+            checkpoint_dir=tmp_path,
+            checkpoint_interval=20,
+            verbose=0,
+        )
+    resumed = make_dqn(learning_starts=50, exploration_fraction=0.5)
+    resumed.load_checkpoint(tmp_path / "checkpoint.npz")
+    assert resumed.num_timesteps == 200 and resumed._run_target == 260
+    assert resumed.epsilon == pytest.approx(0.05)
+    # A plain second call of learn, without a checkpoint, starts its ε schedule over.
+    epsilons.clear()
+    resumed.learn(env, 10, callbacks=[Epsilons()], verbose=0)
+    assert epsilons[0] == pytest.approx(1.0)
 
 
 def test_checkpoint_of_another_agent_is_refused(tmp_path):
