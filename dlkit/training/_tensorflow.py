@@ -197,3 +197,54 @@ def enable_compilation_cache(directory, min_compile_seconds):
     """Nothing to keep: this backend's traced steps are not cached across processes."""
     del directory, min_compile_seconds
     return None
+
+
+# Arrays up to this size are shuffled whole by tf.data (one more copy in its shuffle buffer);
+# larger ones by their row indices, each batch gathered from the arrays.
+SHUFFLE_COPY_LIMIT_BYTES = 256 * 2**20
+
+
+def fit_dataset(model, x, y, batch_size, shuffle):
+    """A lean ``tf.data`` pipeline for ``fit`` over in-memory arrays; ``None`` where Keras's own
+    array adapter is kept (anything but NumPy ``x`` and optional ``y``, ``shuffle="batch"``,
+    distribution strategies).
+
+    Keras's adapter gathers each batch in a parallel map with autotuned prefetching: on a small
+    machine its threads compete with the training step for the cores. Here one private thread
+    prepares one batch ahead of the step, and the rows are shuffled anew every epoch
+    (``reshuffle_each_iteration``): whole, for arrays up to ``SHUFFLE_COPY_LIMIT_BYTES``, or by
+    their indices for larger ones, each batch then gathered from the arrays (about 5% slower
+    for a small GAN, and no copy). Batches are Keras's: ``x`` alone or ``(x, y)``,
+    ``batch_size`` rows (32 by default) and a smaller last one.
+    """
+    arrays = [x] if y is None else [x, y]
+    if (
+        not fast_paths_enabled()
+        or tf.distribute.has_strategy()
+        or model.distribute_strategy is not tf.distribute.get_strategy()
+        or not all(isinstance(array, np.ndarray) and array.ndim >= 1 for array in arrays)
+        or len({len(array) for array in arrays}) != 1
+        or not isinstance(shuffle, bool)
+    ):
+        return None
+    tensors = tuple(tf.convert_to_tensor(array) for array in arrays)
+    count, batch_size = len(x), batch_size or 32
+    if sum(array.nbytes for array in arrays) <= SHUFFLE_COPY_LIMIT_BYTES:
+        dataset = tf.data.Dataset.from_tensor_slices(tensors[0] if y is None else tensors)
+        if shuffle:
+            dataset = dataset.shuffle(count, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
+    else:
+        indices = tf.data.Dataset.range(count)
+        if shuffle:
+            indices = indices.shuffle(count, reshuffle_each_iteration=True)
+
+        def gather(batch):
+            rows = tuple(tf.gather(tensor, batch) for tensor in tensors)
+            return rows[0] if y is None else rows
+
+        dataset = indices.batch(batch_size).map(gather)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = 1
+    return dataset.prefetch(1).with_options(options)

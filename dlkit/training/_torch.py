@@ -431,3 +431,9 @@ def enable_compilation_cache(directory, min_compile_seconds):
     """Nothing to keep: this backend's traced steps are not cached across processes."""
     del directory, min_compile_seconds
     return None
+
+
+def fit_dataset(model, x, y, batch_size, shuffle):
+    """``None``: Keras's PyTorch ``fit`` already slices NumPy batches without ``tf.data``."""
+    del model, x, y, batch_size, shuffle
+    return None
