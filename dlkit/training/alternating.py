@@ -335,10 +335,10 @@ class AlternatingModel(keras.Model):
             validation_batch_size=validation_batch_size,
             validation_freq=validation_freq,
         )
-        dataset = None
-        if not validation_split and sample_weight is None and class_weight is None:
-            if steps_per_epoch is None:
-                dataset = backend_module().fit_dataset(self, x, y, batch_size, shuffle)
+        plain = not validation_split and all(
+            value is None for value in (sample_weight, class_weight, steps_per_epoch)
+        )
+        dataset = backend_module().fit_dataset(self, x, y, batch_size, shuffle) if plain else None
         if dataset is not None:
             # The dataset shuffles itself; Keras would warn that `shuffle` is ignored.
             return super().fit(dataset, shuffle=False, **arguments)

@@ -253,3 +253,18 @@ def test_fit_on_arrays_matches_keras_fit(monkeypatch):
     # validation_split goes through Keras's adapter, which splits the arrays itself.
     assert "val_generator_loss" in validated_history
     assert int(validated.optimizer.iterations) == 2 * 5  # 80 training rows, batches of 16
+
+
+def test_fit_with_sample_weight_goes_through_keras_adapter():
+    keras.utils.set_random_seed(7)
+    model = _BatchGAN(seed=7)
+    model.compile(optimizers=_sgd_optimizers())
+    history = model.fit(
+        mixture_samples(64, seed=7),
+        sample_weight=np.ones(64, "float32"),
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+    )
+    assert int(model.optimizer.iterations) == 4
+    assert np.isfinite(history.history["generator_loss"][0])
