@@ -26,8 +26,8 @@ def list_devices():
 
 
 def fast_paths_enabled() -> bool:
-    """Whether the fused Adam update and the lean ``fit`` step below are used (on by default;
-    ``DLKIT_TF_FAST=0`` turns both off and leaves Keras's own code paths)."""
+    """Whether the fast paths below (fused Adam, the lean ``fit`` step and the lean input
+    pipeline) are used: on by default; ``DLKIT_TF_FAST=0`` leaves Keras's own code paths."""
     return os.environ.get("DLKIT_TF_FAST", "1") != "0"
 
 

@@ -97,6 +97,19 @@ class CrashAt(keras.callbacks.Callback):
             raise Crash
 
 
+def learn_until_crash(agent, env, total_timesteps, crash_at, checkpoint_dir, interval):
+    """Runs `learn` with checkpoints every `interval` steps until `CrashAt(crash_at)` raises."""
+    with pytest.raises(Crash):
+        agent.learn(
+            env,
+            total_timesteps,
+            callbacks=[CrashAt(crash_at)],
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_interval=interval,
+            verbose=0,
+        )
+
+
 def numpy_values(variables):
     return [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
 
@@ -488,15 +501,7 @@ def check_checkpoint_file(path, recorded, class_name):
 def test_dqn_resumes_its_checkpoint_exactly(tmp_path):
     env = gym.make("CartPole-v1")
     first = make_dqn()
-    with pytest.raises(Crash):
-        first.learn(
-            env,
-            400,
-            callbacks=[CrashAt(200)],
-            checkpoint_dir=tmp_path,
-            checkpoint_interval=100,
-            verbose=0,
-        )
+    learn_until_crash(first, env, 400, 200, tmp_path, 100)
     assert first.num_timesteps == 200 and first.num_updates > 0
     recorded = snapshot(first)
     check_checkpoint_file(tmp_path / "checkpoint.npz", recorded, "DQN")
@@ -515,15 +520,7 @@ def test_dqn_resumes_its_checkpoint_exactly(tmp_path):
 def test_ppo_resumes_its_checkpoint_exactly(tmp_path):
     env = gym.make("CartPole-v1")
     first = make_ppo(env, n_steps=50, batch_size=25, epochs=2)
-    with pytest.raises(Crash):
-        first.learn(
-            env,
-            400,
-            callbacks=[CrashAt(200)],
-            checkpoint_dir=tmp_path,
-            checkpoint_interval=100,
-            verbose=0,
-        )
+    learn_until_crash(first, env, 400, 200, tmp_path, 100)
     assert first.num_timesteps == 200 and first.num_updates == 16
     recorded = snapshot(first)
     check_checkpoint_file(tmp_path / "checkpoint.npz", recorded, "PPO")
@@ -580,15 +577,7 @@ def test_learn_extends_a_finished_checkpoint_run(tmp_path):
 
     # Interrupted inside the extension, the resumed run keeps exploring at the final ε.
     third = make_dqn(learning_starts=50, exploration_fraction=0.5)
-    with pytest.raises(Crash):
-        third.learn(
-            env,
-            100,
-            callbacks=[CrashAt(200)],
-            checkpoint_dir=tmp_path,
-            checkpoint_interval=20,
-            verbose=0,
-        )
+    learn_until_crash(third, env, 100, 200, tmp_path, 20)
     resumed = make_dqn(learning_starts=50, exploration_fraction=0.5)
     resumed.load_checkpoint(tmp_path / "checkpoint.npz")
     assert resumed.num_timesteps == 200 and resumed._run_target == 260
