@@ -108,28 +108,41 @@ def alternating_test_step(model, state, data):
 def inference_function(model, compiled):
     import numpy as np
 
+    from dlkit.training.inference import map_outputs
+
     training = compiled.training
+    # The model's variables in a fixed order, read once: walking the layer tree for them
+    # would cost more than the network's arithmetic. Their current values are passed in on
+    # every call, so weights changed by training are used without retracing.
+    variables = list(model.trainable_variables) + list(model.non_trainable_variables)
+    positions = {id(variable): index for index, variable in enumerate(variables)}
+    assigned = []  # the variables whose new values a training-mode call returns
 
     @jax.jit
-    def function(trainable_values, non_trainable_values, inputs):
+    def function(values, inputs):
         compiled.num_traces += 1
-        return model.stateless_call(
-            trainable_values, non_trainable_values, inputs, training=training
-        )
+        # The trainable / non-trainable split is taken when tracing, so a layer frozen later
+        # changes nothing in the compiled program.
+        groups = []
+        for group in (model.trainable_variables, model.non_trainable_variables):
+            missing = [variable.path for variable in group if id(variable) not in positions]
+            if missing:
+                raise ValueError(
+                    "The model gained variables after `compile_inference` was called; compile "
+                    f"it again. Received: new variables {missing}"
+                )
+            groups.append([values[positions[id(variable)]] for variable in group])
+        outputs, non_trainable_values = model.stateless_call(*groups, inputs, training=training)
+        assigned[:] = model.non_trainable_variables
+        return outputs, non_trainable_values
 
     def call(inputs):
-        # Reading the variables' current values on every call keeps the function stateless:
-        # weights changed by training are used without retracing.
-        outputs, non_trainable_values = function(
-            [variable.value for variable in model.trainable_variables],
-            [variable.value for variable in model.non_trainable_variables],
-            inputs,
-        )
+        outputs, non_trainable_values = function([v.value for v in variables], inputs)
         if training:
             # Keep what the call changed (seed generator states), as the other backends do.
-            for variable, value in zip(model.non_trainable_variables, non_trainable_values):
+            for variable, value in zip(assigned, non_trainable_values):
                 variable.assign(value)
-        return keras.tree.map_structure(np.asarray, outputs)
+        return map_outputs(np.asarray, outputs)
 
     return call
 

@@ -119,6 +119,8 @@ def alternating_test_step(model, data):
 
 
 def inference_function(model, compiled):
+    from dlkit.training.inference import map_outputs
+
     function, dtype = None, None
 
     def call(inputs):
@@ -133,13 +135,24 @@ def inference_function(model, compiled):
                 compiled.num_traces += 1
                 return model(x, training=compiled.training)
 
-            # Calling the concrete function skips tf.function's argument matching, and
-            # tf.constant is cheaper than tf.convert_to_tensor: about 100 µs less per call.
-            function = traced.get_concrete_function()
-        outputs = function(tf.constant(inputs, dtype=dtype))
-        return keras.tree.map_structure(lambda x: x.numpy(), outputs)
+            function = _flat_call(traced.get_concrete_function())
+        return map_outputs(lambda x: x.numpy(), function(tf.constant(inputs, dtype=dtype)))
 
     return call
+
+
+def _flat_call(concrete):
+    """A call of a one-input concrete function that skips its argument matching.
+
+    ``ConcreteFunction.__call__`` binds its arguments to the signature and flattens them on
+    every call: about a third of an acting call for a small network. ``_call_flat`` takes the
+    input tensor and the captured variables as they are and returns the structured outputs.
+    Without that private entry point (or with ``DLKIT_TF_FAST=0``), the public call is used.
+    """
+    call_flat = getattr(concrete, "_call_flat", None)
+    if call_flat is None or not fast_paths_enabled():
+        return concrete
+    return lambda x: call_flat([x], concrete.captured_inputs)
 
 
 def train_steps_function(model, compiled):

@@ -42,6 +42,23 @@ class CompiledInference:
         return self._function(inputs)
 
 
+def map_outputs(convert: Callable, outputs):
+    """``convert`` applied to every tensor of a model's outputs, keeping their structure.
+
+    A bare tensor, a tuple or list of tensors and a flat dict are mapped directly: at a few
+    dozen microseconds per acting call, ``keras.tree.map_structure`` would be a sizeable share.
+    """
+    if isinstance(outputs, (tuple, list)) and type(outputs) in (tuple, list):
+        if not any(isinstance(output, (tuple, list, dict)) for output in outputs):
+            return type(outputs)(convert(output) for output in outputs)
+    elif type(outputs) is dict:
+        if not any(isinstance(output, (tuple, list, dict)) for output in outputs.values()):
+            return {key: convert(output) for key, output in outputs.items()}
+    elif not isinstance(outputs, (tuple, list, dict)):
+        return convert(outputs)
+    return keras.tree.map_structure(convert, outputs)
+
+
 def compile_inference(model: keras.Layer, training: bool = False) -> CompiledInference:
     """Compiles ``model``'s inference call (``training=False``) for fast repeated use.
 

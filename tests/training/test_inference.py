@@ -60,3 +60,30 @@ def test_bad_models_are_rejected():
         compile_inference(lambda x: x)
     with pytest.raises(ValueError, match="built=False"):
         compile_inference(keras.layers.Dense(2))
+
+
+def test_a_layer_frozen_after_the_first_call_keeps_the_outputs_right():
+    # On JAX the variables are read in a fixed order and split into trainable and
+    # non-trainable ones when tracing; freezing a layer changes the split of a later trace.
+    model = policy_network()
+    act = compile_inference(model)
+    rng = np.random.default_rng(1)
+    act(rng.standard_normal((2, 4)).astype("float32"))
+    model.layers[0].trainable = False
+    for batch in (2, 3):  # the same shape, then a new one that traces again on JAX and torch
+        observations = rng.standard_normal((batch, 4)).astype("float32")
+        np.testing.assert_allclose(
+            act(observations),
+            keras.ops.convert_to_numpy(model(observations, training=False)),
+            atol=1e-6,
+        )
+
+
+def test_outputs_keep_the_models_structure():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(4)(inputs)
+    model = keras.Model(inputs, {"a": hidden, "b": [keras.layers.Dense(1)(hidden), hidden]})
+    received = compile_inference(model)(np.ones((2, 3), "float32"))
+    assert sorted(received) == ["a", "b"] and isinstance(received["b"], list)
+    assert received["a"].shape == (2, 4) and received["b"][0].shape == (2, 1)
+    np.testing.assert_allclose(received["b"][1], received["a"], atol=1e-6)
