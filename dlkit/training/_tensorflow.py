@@ -26,8 +26,9 @@ def list_devices():
 
 
 def fast_paths_enabled() -> bool:
-    """Whether the fast paths below (fused Adam, the lean ``fit`` step and the lean input
-    pipeline) are used: on by default; ``DLKIT_TF_FAST=0`` leaves Keras's own code paths."""
+    """Whether the fast paths below (fused Adam, the lean ``fit`` step, the lean input pipeline
+    and the flat acting call) are used: on by default; ``DLKIT_TF_FAST=0`` leaves Keras's and
+    TensorFlow's own code paths."""
     return os.environ.get("DLKIT_TF_FAST", "1") != "0"
 
 

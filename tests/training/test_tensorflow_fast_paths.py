@@ -1,9 +1,10 @@
-"""TensorFlow only: the fused Adam update and the lean ``fit`` step match Keras's own paths.
+"""TensorFlow only: the fast paths match Keras's and TensorFlow's own paths.
 
 On TensorFlow an ``AlternatingModel`` applies a plain Adam with one ``ResourceApplyAdam`` kernel
-per variable, and ``fit`` calls a leaner per-batch function than Keras's (DLKIT_TF_FAST=0 turns
-both off). These tests run each case both ways from the same seed and require the same weights,
-optimizer state and logged losses.
+per variable, ``fit`` calls a leaner per-batch function than Keras's, and ``compile_inference``
+calls its concrete function flat (DLKIT_TF_FAST=0 turns them all off). These tests run each
+case both ways from the same seed and require the same weights, optimizer state, logged losses
+or outputs.
 """
 
 import keras
@@ -268,3 +269,26 @@ def test_fit_with_sample_weight_goes_through_keras_adapter():
     )
     assert int(model.optimizer.iterations) == 4
     assert np.isfinite(history.history["generator_loss"][0])
+
+
+@pytest.mark.parametrize("structure", ["tensor", "tuple", "dict"])
+def test_flat_acting_call_matches_the_public_call(monkeypatch, structure):
+    from dlkit.training import compile_inference
+
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(5, activation="tanh")(inputs)
+    head = keras.layers.Dense(2)(hidden)
+    outputs = {"tensor": head, "tuple": (head, hidden), "dict": {"head": head, "h": hidden}}
+    model = keras.Model(inputs, outputs[structure])
+    observations = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+    results = {}
+    for fast in ("1", "0"):
+        monkeypatch.setenv("DLKIT_TF_FAST", fast)
+        act = compile_inference(model)
+        results[fast] = act(observations)
+        assert act(observations[:1]) is not None and act.num_traces == 1
+    flat, public = results["1"], results["0"]
+    assert type(flat) is type(public)
+    for received, expected in zip(keras.tree.flatten(flat), keras.tree.flatten(public)):
+        assert isinstance(received, np.ndarray)
+        np.testing.assert_array_equal(received, expected)
