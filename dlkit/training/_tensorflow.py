@@ -1,5 +1,6 @@
 """TensorFlow implementation of the ``dlkit.training`` interface (GradientTape)."""
 
+import inspect
 import os
 
 import keras
@@ -148,11 +149,18 @@ def _flat_call(concrete):
     ``ConcreteFunction.__call__`` binds its arguments to the signature and flattens them on
     every call: about a third of an acting call for a small network. ``_call_flat`` takes the
     input tensor and the captured variables as they are and returns the structured outputs.
-    Without that private entry point (or with ``DLKIT_TF_FAST=0``), the public call is used.
+    Without that private entry point in the form TensorFlow 2.21 has it (or with
+    ``DLKIT_TF_FAST=0``), the public call is used.
     """
     call_flat = getattr(concrete, "_call_flat", None)
     if call_flat is None or not fast_paths_enabled():
         return concrete
+    try:
+        parameters = list(inspect.signature(call_flat).parameters)
+    except (TypeError, ValueError):
+        parameters = []
+    if parameters != ["tensor_inputs", "captured_inputs"]:
+        return concrete  # a TensorFlow whose private entry point differs from 2.21's
     return lambda x: call_flat([x], concrete.captured_inputs)
 
 

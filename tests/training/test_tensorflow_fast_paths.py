@@ -292,3 +292,27 @@ def test_flat_acting_call_matches_the_public_call(monkeypatch, structure):
     for received, expected in zip(keras.tree.flatten(flat), keras.tree.flatten(public)):
         assert isinstance(received, np.ndarray)
         np.testing.assert_array_equal(received, expected)
+
+
+def test_flat_acting_call_is_taken_only_with_the_known_entry_point(monkeypatch):
+    import tensorflow as tf
+
+    from dlkit.training._tensorflow import _flat_call
+
+    concrete = tf.function(lambda x: 2.0 * x).get_concrete_function(
+        tf.TensorSpec([None], "float32")
+    )
+    flat = _flat_call(concrete)
+    assert flat is not concrete  # this TensorFlow has the entry point: the fast path is used
+    np.testing.assert_array_equal(flat(tf.constant([1.0, 2.0])).numpy(), [2.0, 4.0])
+
+    class OtherEntryPoint:
+        def _call_flat(self, arguments, captured, options=None):
+            raise AssertionError("must not be called")
+
+        captured_inputs = ()
+
+    other = OtherEntryPoint()
+    assert _flat_call(other) is other
+    monkeypatch.setenv("DLKIT_TF_FAST", "0")
+    assert _flat_call(concrete) is concrete
