@@ -65,6 +65,8 @@ def alternating_test_step(model, data):
 
 
 def inference_function(model, compiled):
+    from dlkit.training.inference import map_outputs
+
     kwargs = {"training": compiled.training} if model._call_has_training_arg else {}
     traced = None
     if tracing_enabled():
@@ -80,7 +82,7 @@ def inference_function(model, compiled):
             # `forward` skips Layer.__call__'s per-call bookkeeping (a quarter of the latency).
             with torch.inference_mode():
                 outputs = model.forward(inputs, **kwargs)
-        return keras.tree.map_structure(lambda x: x.cpu().numpy(), outputs)
+        return map_outputs(lambda x: x.cpu().numpy(), outputs)
 
     return call
 

@@ -48,12 +48,13 @@ def map_outputs(convert: Callable, outputs):
     A bare tensor, a tuple or list of tensors and a flat dict are mapped directly: at a few
     dozen microseconds per acting call, ``keras.tree.map_structure`` would be a sizeable share.
     """
-    if isinstance(outputs, (tuple, list)) and type(outputs) in (tuple, list):
-        if not any(isinstance(output, (tuple, list, dict)) for output in outputs):
-            return type(outputs)(convert(output) for output in outputs)
-    elif type(outputs) is dict:
-        if not any(isinstance(output, (tuple, list, dict)) for output in outputs.values()):
-            return {key: convert(output) for key, output in outputs.items()}
+    kind = type(outputs)
+    if kind in (tuple, list, dict):
+        leaves = outputs.values() if kind is dict else outputs
+        if not any(isinstance(leaf, (tuple, list, dict)) for leaf in leaves):
+            if kind is dict:
+                return {key: convert(leaf) for key, leaf in outputs.items()}
+            return kind(convert(leaf) for leaf in outputs)
     elif not isinstance(outputs, (tuple, list, dict)):
         return convert(outputs)
     return keras.tree.map_structure(convert, outputs)
