@@ -25,7 +25,7 @@ Runners, each in its own process, all pinned to one thread where the library all
 - ``sb3``: Stable-Baselines3 (``pip install stable-baselines3``, the ``bench`` extra) with the
   rl-baselines3-zoo CartPole-v1 hyperparameters, PyTorch: the peer of the targets;
 - ``sb3-dlkit-settings`` (PPO only): SB3 with dlkit's values of gamma, GAE lambda and learning
-  rate (``DLKIT_SETTINGS``), to show how much of a difference comes from those values;
+  rate (``dlkit_settings``), to show how much of a difference comes from those values;
 - ``tf-agents``: TF-Agents 0.19 DQN (DQN only) with the settings of its DQN tutorial
   (``TF_AGENTS_SETTINGS``), TensorFlow with legacy Keras (``TF_USE_LEGACY_KERAS=1``).
   TF-Agents 0.19 does not install next to Keras 3 with its declared dependencies; install it
@@ -34,8 +34,9 @@ Runners, each in its own process, all pinned to one thread where the library all
   when tf_agents imports in its process; otherwise the JSON lists it under ``skipped``. Its runs
   are not reproducible under a fixed seed (parallel tf.data sampling of the replay buffer);
 - ``dlkit-<backend>``: dlkit's agents on each Keras backend, with the settings of
-  ``DLKIT_SETTINGS`` (the same budgets and schedules as the peer; three PPO values and the
-  update schedule of DQN are dlkit's own, see below).
+  ``dlkit_settings`` (for PPO the ``ppo_cartpole`` recipe's defaults; the same budgets and
+  schedules as the peer; three PPO values and the update schedule of DQN are dlkit's own, see
+  below).
 
 Prints one JSON object: every run (steps and seconds to solve, the returns), per runner and
 algorithm the medians over seeds (TF-Agents' too, for reference), and the ratios of dlkit's
@@ -105,34 +106,20 @@ SB3_SETTINGS = {
     },
 }
 
-# dlkit's settings. PPO keeps the zoo's networks, rollouts (8 copies x 32 steps), minibatch,
-# epochs, clip range, schedules and budget, with three values of its own: gamma 0.99, GAE
-# lambda 0.95 and an initial learning rate of 3e-3 (the zoo's: 0.98, 0.8, 1e-3). They were
-# chosen on seeds 100-119 with dlkit-jax, apart from the seeds the benchmark reports (0-9):
-# median steps to solve 10,000 against 20,000 with the zoo's values (the `ppo_cartpole`
-# recipe's defaults). The runner `sb3-dlkit-settings` runs SB3's PPO with these values too.
+ALGORITHMS = ("ppo", "dqn")
+
+# dlkit's settings (`dlkit_settings`). PPO's are the `ppo_cartpole` recipe's defaults: the zoo's
+# networks, rollouts (8 copies x 32 steps), minibatch, epochs, clip range, schedules and budget,
+# with three values of its own: gamma 0.99, GAE lambda 0.95 and an initial learning rate of 3e-3
+# (the zoo's: 0.98, 0.8, 1e-3). They were chosen on seeds 100-119 with dlkit-jax, apart from the
+# seeds the benchmark reports (0-9): median steps to solve 10,000 against 20,000 with the zoo's
+# values. The runner `sb3-dlkit-settings` runs SB3's PPO with these values too.
 # DQN keeps the zoo's learning rate, batch, buffer, update schedule, exploration and budget;
 # the peer copies the target network before each training phase (every 10 env steps, i.e.
 # between phases of 128 gradient steps), which dlkit expresses as a hard update every 128
 # gradient steps. It differs in three choices of its own: a 64-64 network instead of 256-256,
 # double Q-learning and 3-step targets (SB3 has neither).
 DLKIT_SETTINGS = {
-    "ppo": {
-        "num_envs": 8,
-        "total_timesteps": 100_000,
-        "hidden_units": (64, 64),
-        "kwargs": {
-            "n_steps": 32,
-            "batch_size": 256,
-            "gae_lambda": 0.95,
-            "gamma": 0.99,
-            "epochs": 20,
-            "entropy_coefficient": 0.0,
-            "learning_rate": 3e-3,
-            "clip_epsilon": 0.2,
-            "anneal": True,
-        },
-    },
     "dqn": {
         "num_envs": 1,
         "total_timesteps": 50_000,
@@ -153,6 +140,37 @@ DLKIT_SETTINGS = {
         },
     },
 }
+
+
+# The PPO arguments that the benchmark takes from the recipe's configuration.
+_PPO_ARGUMENTS = (
+    "n_steps",
+    "batch_size",
+    "gae_lambda",
+    "gamma",
+    "epochs",
+    "entropy_coefficient",
+    "learning_rate",
+    "clip_epsilon",
+    "anneal",
+)
+
+
+def dlkit_settings(algorithm: str) -> dict:
+    """dlkit's settings of ``algorithm``: PPO's read from the ``ppo_cartpole`` recipe's defaults
+    (imported only in a runner's process, which has chosen its backend), DQN's from
+    ``DLKIT_SETTINGS``."""
+    if algorithm != "ppo":
+        return DLKIT_SETTINGS[algorithm]
+    from dlkit.recipes.ppo_cartpole import Config
+
+    config = Config()
+    return {
+        "num_envs": config.num_envs,
+        "total_timesteps": config.total_timesteps,
+        "hidden_units": tuple(config.hidden_units),
+        "kwargs": {name: getattr(config, name) for name in _PPO_ARGUMENTS},
+    }
 
 
 # TF-Agents 0.19 DQN with the settings of its DQN tutorial (the agent's defaults where the
@@ -250,7 +268,7 @@ def run_dlkit(algorithm: str, seed: int, interval: int) -> dict:
 
         cache = enable_compilation_cache(cache)  # None on TensorFlow and PyTorch
     keras.utils.set_random_seed(seed)
-    settings = DLKIT_SETTINGS[algorithm]
+    settings = dlkit_settings(algorithm)
     env = make_vector_env("CartPole-v1", settings["num_envs"])
     eval_env = _eval_env()
     if algorithm == "ppo":
@@ -311,7 +329,7 @@ def _sb3_with_dlkit_settings(algorithm: str) -> dict:
     what those values do for SB3, next to what they do for dlkit."""
     if algorithm != "ppo":
         raise ValueError(f"sb3-dlkit-settings runs PPO only. Received: algorithm={algorithm!r}")
-    ours = DLKIT_SETTINGS["ppo"]["kwargs"]
+    ours = dlkit_settings("ppo")["kwargs"]
     settings = {**SB3_SETTINGS["ppo"], "kwargs": dict(SB3_SETTINGS["ppo"]["kwargs"])}
     settings["kwargs"].update(
         gamma=ours["gamma"],
@@ -321,7 +339,7 @@ def _sb3_with_dlkit_settings(algorithm: str) -> dict:
     return settings
 
 
-def run_sb3(algorithm: str, seed: int, interval: int, dlkit_settings: bool = False) -> dict:
+def run_sb3(algorithm: str, seed: int, interval: int, with_dlkit_values: bool = False) -> dict:
     import torch
     from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -330,7 +348,7 @@ def run_sb3(algorithm: str, seed: int, interval: int, dlkit_settings: bool = Fal
     from dlkit.rl.agent import evaluate_vector
 
     torch.set_num_threads(1)
-    settings = _sb3_with_dlkit_settings(algorithm) if dlkit_settings else SB3_SETTINGS[algorithm]
+    settings = _sb3_with_dlkit_settings(algorithm) if with_dlkit_values else SB3_SETTINGS[algorithm]
     env = make_vec_env("CartPole-v1", n_envs=settings["n_envs"], seed=seed)
     kwargs = {key: _sb3_schedule(value) for key, value in settings["kwargs"].items()}
     model_class = PPO if algorithm == "ppo" else DQN
@@ -361,7 +379,7 @@ def run_sb3(algorithm: str, seed: int, interval: int, dlkit_settings: bool = Fal
     model.learn(settings["n_timesteps"], callback=Judging())
     seconds = time.perf_counter() - judge.start
     return {
-        "runner": "sb3-dlkit-settings" if dlkit_settings else "sb3",
+        "runner": "sb3-dlkit-settings" if with_dlkit_values else "sb3",
         "algorithm": algorithm,
         "seed": seed,
         "timesteps": int(model.num_timesteps),
@@ -523,12 +541,6 @@ def run_tf_agents(algorithm: str, seed: int, interval: int) -> dict:
     }
 
 
-def _median(values: list[float | None]) -> float | None:
-    finite = [math.inf if value is None else value for value in values]
-    median = statistics.median(finite)
-    return None if math.isinf(median) else median
-
-
 def _quartiles(values: list[float | None]) -> list[float | None]:
     """First quartile, median and third quartile (unsolved runs count as infinite), to show
     how far seeds spread: on CartPole one seed may solve in 10,000 steps and the next in 35,000."""
@@ -536,6 +548,11 @@ def _quartiles(values: list[float | None]) -> list[float | None]:
     cuts = finite * 3 if len(finite) < 2 else statistics.quantiles(finite, n=4, method="inclusive")
     # Between two unsolved runs the interpolation gives nan: infinite as well.
     return [None if not math.isfinite(value) else value for value in cuts]
+
+
+def _median(values: list[float | None]) -> float | None:
+    """The median, unsolved runs (None) counting as infinite; None when it is infinite."""
+    return _quartiles(values)[1]
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -686,15 +703,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     algorithms = [name for name in args.algorithms.split(",") if name]
     for name in algorithms:
-        if name not in DLKIT_SETTINGS:
-            parser.error(f"unknown algorithm {name!r}; choose from {sorted(DLKIT_SETTINGS)}")
+        if name not in ALGORITHMS:
+            parser.error(f"unknown algorithm {name!r}; choose from {sorted(ALGORITHMS)}")
     seeds = [int(seed) for seed in args.seeds.split(",") if seed]
     if args.jax_compilation_cache:
         os.environ[_CACHE_VARIABLE] = os.path.abspath(args.jax_compilation_cache)
     if args.child:
         run = {
             "sb3": run_sb3,
-            "sb3-dlkit-settings": lambda *arguments: run_sb3(*arguments, dlkit_settings=True),
+            "sb3-dlkit-settings": lambda *arguments: run_sb3(*arguments, with_dlkit_values=True),
             "tf-agents": run_tf_agents,
         }.get(args.child, run_dlkit)
         print(json.dumps(run(algorithms[0], seeds[0], args.eval_interval)))
