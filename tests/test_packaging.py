@@ -163,6 +163,7 @@ PUBLIC_API = {
         "attack_report",
         "average_precisions",
         "build_cnn_classifier",
+        "build_dense_classifier",
         "build_fcn",
         "build_yolo",
         "class_iou",

@@ -1,6 +1,7 @@
 """Vision techniques of chapter 4 (§4.7-4.13) on any Keras backend.
 
-- the network studied: `build_cnn_classifier`, `train_digits_classifier` (embedded digits);
+- the networks studied: `build_cnn_classifier`, `build_dense_classifier`,
+  `train_digits_classifier` (embedded digits or the MNIST sample);
 - transfer learning (§4.7): `freeze_up_to`, `unfreeze_from`, `transfer_model`;
 - seeing what a CNN learned (§4.8): `activation_maximization`, `feature_inversion` (eq. 4.3),
   `saliency_map`, `guided_backpropagation`, with the regularisers `total_variation` and
@@ -17,7 +18,11 @@ Gradients with respect to input images come from `dlkit.training.value_and_grad`
 """
 
 from dlkit.vision.adversarial import attack_report, evolutionary_attack, fgsm, iterative_attack
-from dlkit.vision.classifier import build_cnn_classifier, train_digits_classifier
+from dlkit.vision.classifier import (
+    build_cnn_classifier,
+    build_dense_classifier,
+    train_digits_classifier,
+)
 from dlkit.vision.detection import (
     YoloHead,
     YoloLoss,
@@ -68,6 +73,7 @@ __all__ = [
     "attack_report",
     "average_precisions",
     "build_cnn_classifier",
+    "build_dense_classifier",
     "build_fcn",
     "build_yolo",
     "class_iou",

@@ -14,8 +14,9 @@ by more than ε, and every pixel stays in the valid range ``clip_range``.
 - `fgsm`: one signed-gradient step of the cross-entropy (fast gradient sign method).
 - `iterative_attack`: repeated small signed steps, each projected back onto the ε-ball and the
   valid range (basic iterative method / projected gradient descent).
-- `evolutionary_attack`: a population of random mutations of the current perturbation per
-  image, scored with forward passes only; the perturbation moves towards the fitter mutations.
+- `evolutionary_attack`: children of the current perturbation per image, each with one square
+  rewritten to a corner of the ball, scored with forward passes only; the fittest replaces the
+  parent when it is fitter.
 - `attack_report`: success rate, clean accuracy and the size of the perturbations.
 
 Every model is a Keras classifier from images (N, H, W, C) to logits (or to probabilities with
@@ -274,6 +275,19 @@ def _target_margin(log_p: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return target - others.max(axis=-1)
 
 
+# Fractions of the generations at which the mutated square's area halves (the schedule of
+# Andriushchenko et al.'s square attack, given there for 10,000 iterations).
+_HALVINGS = (0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
+
+
+def _square_side(square_fraction: float, generation: int, generations: int, height, width):
+    """Side of the square a mutation rewrites at `generation`: its area starts at
+    `square_fraction` of the image and halves at each fraction of `_HALVINGS` of the run."""
+    halvings = sum(generation >= fraction * generations for fraction in _HALVINGS)
+    area = square_fraction * 0.5**halvings * height * width
+    return int(min(height, width, max(1, round(float(np.sqrt(area))))))
+
+
 def evolutionary_attack(
     model: keras.Model,
     images,
@@ -283,45 +297,51 @@ def evolutionary_attack(
     generations: int = 100,
     seed: int = 0,
     clip_range: tuple[float, float] = (0.0, 1.0),
-    mutation_scale: float = 0.5,
-    step_size: float | None = None,
+    square_fraction: float = 0.8,
     from_logits: bool = True,
 ) -> np.ndarray:
-    """Targeted attack without gradients: an evolution strategy over perturbations [notes §4.9].
+    """Targeted attack without gradients: mutation and selection of perturbations [notes §4.9].
 
-    The notes' alternative to gradient ascent, mutations and selection. Each image keeps one
-    perturbation δ (starting at zero). Every generation draws `population` mutations
-    δ + σ·uᵢ (uᵢ standard normal, in antithetic pairs ±uᵢ), projects them onto the ε-ball and
-    the valid range, and scores them with the model's forward pass only: the fitness is the
-    target-class margin, log p(target) minus the best other class's log p. The mutations are
-    ranked, and δ moves a signed step towards the rank-weighted mean mutation (the fitter
-    ones pull, the worse ones push), then is projected again. As soon as any mutation of an
-    image is classified as the target it is kept and that image stops evolving. One forward
-    pass per generation scores the mutations of all still-running images together.
+    The notes' alternative to gradient ascent, as a (1 + λ) evolution strategy. Each image
+    keeps one parent perturbation δ, which starts as vertical stripes of ±ε (a random sign per
+    column and channel). Every generation draws `population` children per image: each copies
+    δ and rewrites one random square of it, setting the square to +ε or −ε per channel, so a
+    child stays on a corner of the ε-ball where a small perturbation changes a score the most.
+    The children are projected onto the valid range and scored with the model's forward pass
+    only: the fitness is the target-class margin, log p(target) minus the best other class's
+    log p, positive exactly when the target is predicted. The fittest child replaces the parent
+    if it is fitter (selection never loses ground), and an image stops evolving once its parent
+    is classified as the target. The square starts at `square_fraction` of the image's area
+    and shrinks on a fixed schedule, from coarse changes to single pixels. One forward pass per
+    generation scores the children of all still-running images together.
 
     Equation:
         fitness(δ) = log p(t | x + δ) − max_{j ≠ t} log p(j | x + δ)
-        δᵢ' = Π(δ + σ uᵢ),  uᵢ ~ N(0, I),  u_{P/2+i} = −uᵢ,  σ = mutation_scale · ε
-        wᵢ = rank(fitness(δᵢ')) / (P − 1) − 1/2
-        δ ← Π(δ + α · sign(Σᵢ wᵢ uᵢ)),  Π: projection onto ‖δ‖∞ ≤ ε and the valid range
+        δ⁰ = Π(ε · s),  s ∈ {−1, +1} constant along each image column
+        childᵢ = Π(δ with square Sᵢ set to ±ε per channel),  i = 1 … λ
+        δ ← argmax_i fitness(childᵢ)  if it beats fitness(δ)
+        |Sᵢ| = square_fraction · H·W · 2^−k, k halvings after 0.1%, 0.5%, 2%, 5%, 10%, 20%,
+        40%, 60% and 80% of the generations;  Π: projection onto ‖δ‖∞ ≤ ε and the valid range
 
     Args:
         model: classifier from images (N, H, W, C) to logits (N, K); only called forward.
         images: batch (N, H, W, C) of images with pixels in `clip_range`.
         targets: (N,) target classes.
         epsilon: L∞ radius of the allowed perturbation, 0 < ε ≤ 1. Defaults to 0.1.
-        population: mutations per image and generation (even, ≥ 2). Defaults to 40.
-        generations: maximum number of generations. Defaults to 100.
-        seed: seed of the mutations. Defaults to 0.
+        population: children per image and generation, λ (≥ 1). Defaults to 40.
+        generations: maximum number of generations; an image costs at most
+            `population · generations` forward passes. Defaults to 100.
+        seed: seed of the stripes and the mutations. Defaults to 0.
         clip_range: (low, high) valid pixel range. Defaults to (0, 1).
-        mutation_scale: σ / ε, the spread of the mutations. Defaults to 0.5.
-        step_size: α, the L∞ step of δ per generation; None for ε / 10. Defaults to None.
+        square_fraction: the area of the first generation's square, as a fraction of the
+            image, in (0, 1]. Defaults to 0.8.
         from_logits: whether the model outputs logits (True) or probabilities. Defaults to
             True.
 
     Returns:
         The adversarial images, a float32 array of the shape of `images`, with
-        ``‖x_adv − x‖∞ ≤ ε`` and pixels in `clip_range`.
+        ``‖x_adv − x‖∞ ≤ ε`` and pixels in `clip_range`. An image the model already assigns
+        to its target is returned unchanged.
 
     Example:
 
@@ -335,54 +355,62 @@ def evolutionary_attack(
 
     Reference:
         Nguyen, Yosinski and Clune, "Deep neural networks are easily fooled", CVPR 2015;
-        Wierstra et al., "Natural evolution strategies", JMLR 2014; Ilyas et al., "Black-box
-        adversarial attacks with limited queries and information", ICML 2018.
+        Beyer and Schwefel, "Evolution strategies: a comprehensive introduction", Natural
+        Computing 2002; Andriushchenko et al., "Square attack: a query-efficient black-box
+        adversarial attack via random search", ECCV 2020.
     """
     images, targets, epsilon, (low, high) = _prepare(
         images, targets, "targets", epsilon, clip_range
     )
     population = check_positive_int("population", population)
-    if population < 2 or population % 2:
-        raise ValueError(
-            f"Expected `population` to be an even integer >= 2. Received: population={population}"
-        )
     generations = check_positive_int("generations", generations)
-    sigma = check_positive("mutation_scale", mutation_scale) * epsilon
-    step_size = epsilon / 10 if step_size is None else check_positive("step_size", step_size)
+    square_fraction = check_positive("square_fraction", square_fraction)
+    if square_fraction > 1:
+        raise ValueError(
+            f"Expected `square_fraction` in (0, 1]. Received: square_fraction={square_fraction!r}"
+        )
     rng = np.random.default_rng(seed)
+    count, height, width, channels = images.shape
 
-    image_shape = images.shape[1:]
-    delta = np.zeros_like(images)
     log_p = _predict_log_probabilities(model, images, from_logits)
     _check_class_range("targets", targets, log_p.shape[-1])
-    active = np.flatnonzero(np.argmax(log_p, axis=-1) != targets)
-    # Rank weights shared by every image: the worst mutation gets −1/2, the best +1/2.
-    rank_weights = np.arange(population, dtype=np.float32) / (population - 1) - 0.5
-    for _ in range(generations):
+    reached = np.argmax(log_p, axis=-1) == targets
+    signs = np.array([-epsilon, epsilon], np.float32)
+    stripes = rng.choice(signs, size=(count, 1, width, channels))
+    delta = np.where(reached[:, None, None, None], 0.0, stripes).astype(np.float32)
+    delta = _project(images + delta, images, epsilon, low, high) - images
+    fitness = _target_margin(
+        _predict_log_probabilities(model, images + delta, from_logits), targets
+    )
+    active = np.flatnonzero(fitness <= 0)
+    rows, columns = np.arange(height), np.arange(width)
+    for generation in range(generations):
         if active.size == 0:
             break
-        count = len(active)
-        half = rng.standard_normal((count, population // 2, *image_shape)).astype(np.float32)
-        noise = np.concatenate([half, -half], axis=1)  # (A, P, H, W, C)
+        side = _square_side(square_fraction, generation, generations, height, width)
+        shape = (len(active), population)
+        top = rng.integers(0, height - side + 1, size=shape)[..., None]
+        left = rng.integers(0, width - side + 1, size=shape)[..., None]
+        in_rows = (rows >= top) & (rows < top + side)  # (A, P, H)
+        in_columns = (columns >= left) & (columns < left + side)  # (A, P, W)
+        square = in_rows[..., :, None, None] & in_columns[..., None, :, None]
+        values = rng.choice(signs, size=(*shape, 1, 1, channels))
         base = images[active][:, None]
-        mutants = _project(base + delta[active][:, None] + sigma * noise, base, epsilon, low, high)
-        flat = mutants.reshape(count * population, *image_shape)
-        log_p = _predict_log_probabilities(model, flat, from_logits)
-        fitness = _target_margin(log_p, np.repeat(targets[active], population))
-        fitness = fitness.reshape(count, population)
-
-        best = np.argmax(fitness, axis=1)
-        succeeded = fitness[np.arange(count), best] > 0
-        winners = active[succeeded]
-        delta[winners] = mutants[succeeded, best[succeeded]] - images[winners]
-
-        ranks = np.argsort(np.argsort(fitness, axis=1), axis=1)  # 0 = worst
-        weights = rank_weights[ranks].reshape(count, population, *([1] * len(image_shape)))
-        direction = np.sign(np.sum(weights * noise, axis=1))
-        running = active[~succeeded]
-        stepped = images[running] + delta[running] + step_size * direction[~succeeded]
-        delta[running] = _project(stepped, images[running], epsilon, low, high) - images[running]
-        active = running
+        children = _project(
+            base + np.where(square, values, delta[active][:, None]), base, epsilon, low, high
+        )
+        log_p = _predict_log_probabilities(
+            model, children.reshape(-1, height, width, channels), from_logits
+        )
+        child_fitness = _target_margin(log_p, np.repeat(targets[active], population))
+        child_fitness = child_fitness.reshape(shape)
+        best = np.argmax(child_fitness, axis=1)
+        best_fitness = child_fitness[np.arange(len(active)), best]
+        improved = best_fitness > fitness[active]
+        winners = active[improved]
+        delta[winners] = children[improved, best[improved]] - images[winners]
+        fitness[winners] = best_fitness[improved]
+        active = active[fitness[active] <= 0]
     return _project(images + delta, images, epsilon, low, high).astype(np.float32)
 
 
