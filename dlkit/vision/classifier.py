@@ -27,10 +27,11 @@ __all__ = [
 # scikit-learn's 1,797 8×8 digits and 5,000 28×28 MNIST digits (the `mnist` extra).
 DIGIT_DATASETS = ("digits", "mnist_sample")
 
-# The classifiers `train_digits_classifier` builds: the CNN, a two-hidden-layer perceptron and a
-# softmax regression (`build_dense_classifier` with (256, 256) and with no hidden layer).
-CLASSIFIER_ARCHITECTURES = ("cnn", "mlp", "linear")
+# The classifiers `train_digits_classifier` builds: the CNN, then the fully connected ones by
+# the hidden layers `build_dense_classifier` gives them, a two-hidden-layer perceptron and a
+# softmax regression.
 _HIDDEN_UNITS = {"mlp": (256, 256), "linear": ()}
+CLASSIFIER_ARCHITECTURES = ("cnn", *_HIDDEN_UNITS)
 
 
 def build_cnn_classifier(

@@ -10,8 +10,9 @@ from dlkit.recipes import adversarial_digits
 from dlkit.vision import classifier
 
 
-def test_tiny_config_attacks_and_writes_every_artefact(tmp_path):
-    config = adversarial_digits.Config(
+def _tiny_config(output_dir, **overrides) -> adversarial_digits.Config:
+    """A run of a few seconds at ε = 0.3; `overrides` replace any field."""
+    settings = dict(
         epochs=2,
         num_images=12,
         evolutionary_images=4,
@@ -21,9 +22,13 @@ def test_tiny_config_attacks_and_writes_every_artefact(tmp_path):
         population=8,
         generations=3,
         sweep_epsilons=(0.05, 0.3),
-        output_dir=str(tmp_path),
+        output_dir=str(output_dir),
     )
-    results = adversarial_digits.main(config)
+    return adversarial_digits.Config(**{**settings, **overrides})
+
+
+def test_tiny_config_attacks_and_writes_every_artefact(tmp_path):
+    results = adversarial_digits.main(_tiny_config(tmp_path))
     assert results["backend"] == keras.backend.backend()
     for name in ("model.keras", "examples.png", "metrics.json"):
         assert (tmp_path / name).stat().st_size > 0, name
@@ -43,18 +48,17 @@ def test_tiny_config_attacks_and_writes_every_artefact(tmp_path):
 
 
 def test_tiny_config_attacks_the_softmax_regression(tmp_path):
-    config = adversarial_digits.Config(
+    config = _tiny_config(
+        tmp_path,
         architecture="linear",
         epochs=3,
         num_images=20,
         evolutionary_images=10,
         steps=20,
         step_size=0.02,
-        epsilon=0.3,
         population=10,
         generations=20,
         sweep_epsilons=(),
-        output_dir=str(tmp_path),
     )
     adversarial_digits.main(config)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -77,18 +81,17 @@ def test_tiny_config_on_the_28x28_mnist_sample(tmp_path, monkeypatch):
         "build_cnn_classifier",
         functools.partial(classifier.build_cnn_classifier, filters=4, dense_units=16),
     )
-    config = adversarial_digits.Config(
+    config = _tiny_config(
+        tmp_path,
         dataset="mnist_sample",
         epochs=1,
         num_images=8,
         evolutionary_images=2,
         steps=3,
         step_size=0.1,
-        epsilon=0.3,
         population=4,
         generations=2,
         sweep_epsilons=(),
-        output_dir=str(tmp_path),
     )
     results = adversarial_digits.main(config)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
