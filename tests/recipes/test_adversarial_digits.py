@@ -81,18 +81,7 @@ def test_tiny_config_on_the_28x28_mnist_sample(tmp_path, monkeypatch):
         "build_cnn_classifier",
         functools.partial(classifier.build_cnn_classifier, filters=4, dense_units=16),
     )
-    config = _tiny_config(
-        tmp_path,
-        dataset="mnist_sample",
-        epochs=1,
-        num_images=8,
-        evolutionary_images=2,
-        steps=3,
-        step_size=0.1,
-        population=4,
-        generations=2,
-        sweep_epsilons=(),
-    )
+    config = _tiny_config(tmp_path, dataset="mnist_sample", epochs=1, sweep_epsilons=())
     results = adversarial_digits.main(config)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["dataset"] == "mnist_sample" == metrics["config"]["dataset"]
