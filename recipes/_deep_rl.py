@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from dlkit.plotting import plot_episode_returns
-from dlkit.recipes._images import check_config, export_for_serving, write_metrics
+from dlkit.recipes._recipe import check_config, export_for_serving, write_metrics
 from dlkit.rl import make_vector_env
 
 # Episodes in the moving average of returns.png.

@@ -1,11 +1,9 @@
-"""Shared by the generative recipes: images by dataset name, the training run, a digits judge.
+"""Images for the recipes that train on them: datasets by name, and a digits judge.
 
 ``load_images`` returns the embedded 8×8 digits as NumPy arrays (the default, offline) or a
 tensorflow-datasets image dataset (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``) as
-batched ``tf.data`` pipelines, in one shape that ``fit`` accepts either way.
-
-``check_config`` validates the usual fields of a recipe's ``Config``; ``fit`` trains with a
-resumable backup and loss curves; ``write_metrics`` ends a run.
+batched ``tf.data`` pipelines, in one shape that ``fit`` accepts either way. The generative
+recipes also take their optimizers and their conditional sample grids from here.
 
 The judge is the ``classifier_digits`` CNN trained on the real digits: it labels generated
 images, which measures class coverage of an unconditional generator and the share of
@@ -15,16 +13,14 @@ conditional samples drawn in the requested class [notes ch. 6].
 from __future__ import annotations
 
 import functools
-import json
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dlkit.data import DATASETS, DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits, load
 from dlkit.plotting import plot_image_grid
+from dlkit.validation import check_choice
 
 # The image datasets a generative recipe accepts by its `dataset` field.
 DATASET_CHOICES = ("digits", *(name for name in DATASETS if "/" not in name))
@@ -34,35 +30,11 @@ _JUDGE_EPOCHS = 8
 GRID_SAMPLES_PER_CLASS = 10
 GATE_SAMPLES_PER_CLASS = 100
 GATE_THRESHOLD = 0.8
-# Formats of the serving export a recipe writes next to its `.keras` file (`dlkit.export`).
-EXPORT_FORMATS = ("saved_model", "onnx", "none")
-
-
-def check_config(config, positive=(), non_negative=(), datasets=DATASET_CHOICES) -> None:
-    """Raises ValueError unless the named fields of `config` are > 0 (`positive`) or >= 0
-    (`non_negative`) and, where it has one, its `dataset` is one of `datasets`."""
-    for name in positive:
-        if not getattr(config, name) > 0:
-            raise ValueError(f"Expected {name} > 0. Received: {name}={getattr(config, name)!r}")
-    for name in non_negative:
-        if not getattr(config, name) >= 0:
-            raise ValueError(f"Expected {name} >= 0. Received: {name}={getattr(config, name)!r}")
-    if hasattr(config, "export") and config.export not in EXPORT_FORMATS:
-        raise ValueError(
-            f"Expected `export` to be one of {EXPORT_FORMATS}. Received: export={config.export!r}"
-        )
-    if hasattr(config, "dataset") and config.dataset not in datasets:
-        raise ValueError(
-            f"Expected `dataset` to be one of {datasets}. Received: dataset={config.dataset!r}"
-        )
 
 
 def check_dataset(dataset: str) -> None:
     """Raises ValueError unless `dataset` is one of ``DATASET_CHOICES``."""
-    if dataset not in DATASET_CHOICES:
-        raise ValueError(
-            f"Expected `dataset` to be one of {DATASET_CHOICES}. Received: dataset={dataset!r}"
-        )
+    check_choice("dataset", dataset, DATASET_CHOICES)
 
 
 @dataclass
@@ -196,53 +168,6 @@ def adversarial_optimizers(model, learning_rate: float) -> dict:
     }
 
 
-def fit(model, fit_arguments: dict, config, output_dir: Path, callbacks=()):
-    """Trains with ``fit`` for ``config.epochs``, resuming from ``output_dir/backup`` and
-    drawing the loss curves to ``output_dir/history.png``; returns (history, train seconds)."""
-    import keras
-
-    from dlkit.callbacks import LossCurves
-
-    start = time.perf_counter()
-    history = model.fit(
-        **fit_arguments,
-        epochs=config.epochs,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
-            LossCurves(output_dir / "history.png"),
-            *callbacks,
-        ],
-        verbose=config.verbose,
-    )
-    return history, time.perf_counter() - start
-
-
-def run_summary(config, history, train_seconds: float) -> dict:
-    """What every run reports: backend, the last epoch's logged values (losses), epochs run,
-    seconds and configuration."""
-    import keras
-
-    return {
-        "backend": keras.backend.backend(),
-        **({"dataset": config.dataset} if hasattr(config, "dataset") else {}),
-        **{name: float(values[-1]) for name, values in history.history.items()},
-        "epochs_run_this_session": len(next(iter(history.history.values()), [])),
-        "train_seconds": round(train_seconds, 2),
-        "config": asdict(config),
-    }
-
-
-def write_metrics(results: dict, paths: dict) -> dict:
-    """Writes `results` to ``paths["metrics"]`` and returns them with the files' paths (a path
-    or a list of paths per name)."""
-    Path(paths["metrics"]).write_text(json.dumps(results, indent=2))
-    files = {
-        name: [str(p) for p in path] if isinstance(path, list) else str(path)
-        for name, path in paths.items()
-    }
-    return {**results, "files": files}
-
-
 def conditional_samples(sample, num_classes: int, path, value_range, images: Images, seed: int):
     """Draws a grid of `sample(labels)` with one row per class to `path` and, on the digits,
     returns the quality gate: the judge's requested-class accuracy over 1,000 samples."""
@@ -261,14 +186,3 @@ def conditional_samples(sample, num_classes: int, path, value_range, images: Ima
         "requested_class_accuracy_per_class": [round(float(a), 3) for a in per_class],
         "meets_80_percent": overall >= GATE_THRESHOLD,
     }
-
-
-def export_for_serving(paths: dict, name: str, model, output_dir: Path, export_format: str) -> None:
-    """Exports `model` for serving (``dlkit.export``) as ``output_dir/<name>`` (``.onnx`` for
-    ONNX) and records the path in `paths` under `name`, unless `export_format` is "none"."""
-    if export_format == "none":
-        return
-    from dlkit.export import export
-
-    suffix = ".onnx" if export_format == "onnx" else ""
-    paths[name] = export(model, output_dir / f"{name}{suffix}", format=export_format)

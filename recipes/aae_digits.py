@@ -31,14 +31,8 @@ import numpy as np
 
 from dlkit import plotting
 from dlkit.models.aae import PRIORS, AdversarialAutoencoder, build_digits_aae_networks
-from dlkit.recipes._images import (
-    check_config,
-    export_for_serving,
-    fit,
-    load_images,
-    run_summary,
-    write_metrics,
-)
+from dlkit.recipes._images import DATASET_CHOICES, load_images
+from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
 
 VALUE_RANGE = (0.0, 1.0)
 # Half-width of the decoded latent grid per prior: about the span of its draws.
@@ -77,6 +71,7 @@ class Config:
             self,
             positive=("epochs", "batch_size", "learning_rate", "latent_dim"),
             non_negative=("reconstruction_weight",),
+            datasets=DATASET_CHOICES,
         )
         if self.prior not in PRIORS:
             raise ValueError(f"Expected prior in {PRIORS}. Received: prior={self.prior!r}")

@@ -35,15 +35,12 @@ from dlkit.models.gan import (
     build_conditional_digits_generator,
 )
 from dlkit.recipes._images import (
+    DATASET_CHOICES,
     adversarial_optimizers,
-    check_config,
     conditional_samples,
-    export_for_serving,
-    fit,
     load_images,
-    run_summary,
-    write_metrics,
 )
+from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
 
 VALUE_RANGE = (-1.0, 1.0)
 
@@ -77,6 +74,7 @@ class Config:
         check_config(
             self,
             positive=("epochs", "batch_size", "learning_rate", "latent_dim", "discriminator_steps"),
+            datasets=DATASET_CHOICES,
         )
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from dlkit.data import NUM_DIGIT_CLASSES
 from dlkit.plotting import plot_image_grid
-from dlkit.recipes._images import check_config, write_metrics
+from dlkit.recipes._recipe import check_config, write_metrics
 from dlkit.vision.adversarial import (
     attack_report,
     evolutionary_attack,

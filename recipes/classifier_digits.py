@@ -23,7 +23,7 @@ import numpy as np
 
 from dlkit import plotting
 from dlkit.data import DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits
-from dlkit.recipes._images import EXPORT_FORMATS, export_for_serving
+from dlkit.recipes._recipe import EXPORT_FORMATS, export_for_serving
 
 
 @dataclass

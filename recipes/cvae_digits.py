@@ -26,15 +26,8 @@ from pathlib import Path
 import keras
 
 from dlkit.models.vae import ConditionalVAE, build_digits_cvae_decoder, build_digits_cvae_encoder
-from dlkit.recipes._images import (
-    check_config,
-    conditional_samples,
-    export_for_serving,
-    fit,
-    load_images,
-    run_summary,
-    write_metrics,
-)
+from dlkit.recipes._images import DATASET_CHOICES, conditional_samples, load_images
+from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
 
 # Bernoulli likelihood: pixels and decoder outputs in [0, 1].
 VALUE_RANGE = (0.0, 1.0)
@@ -70,6 +63,7 @@ class Config:
             self,
             positive=("epochs", "batch_size", "learning_rate", "latent_dim"),
             non_negative=("beta",),
+            datasets=DATASET_CHOICES,
         )
 
 

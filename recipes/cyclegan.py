@@ -30,14 +30,8 @@ import numpy as np
 from dlkit.data import digits, load
 from dlkit.models.cyclegan import ADVERSARIAL_LOSSES, CycleGAN, build_digits_cyclegan_networks
 from dlkit.plotting import plot_image_grid
-from dlkit.recipes._images import (
-    adversarial_optimizers,
-    check_config,
-    export_for_serving,
-    fit,
-    run_summary,
-    write_metrics,
-)
+from dlkit.recipes._images import adversarial_optimizers
+from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
 
 VALUE_RANGE = (-1.0, 1.0)
 DATASETS = ("digits", "horse2zebra")

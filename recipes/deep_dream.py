@@ -24,7 +24,7 @@ import numpy as np
 
 from dlkit import plotting
 from dlkit.data import shapes
-from dlkit.recipes._images import check_config, write_metrics
+from dlkit.recipes._recipe import check_config, write_metrics
 from dlkit.vision import train_digits_classifier
 from dlkit.vision.dream import activation_norm, deep_dream, octave_shapes
 

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from dlkit.data.shapes import SHAPE_CLASSES, shapes
-from dlkit.recipes._images import check_config, fit, run_summary, write_metrics
+from dlkit.recipes._recipe import check_config, fit, run_summary, write_metrics
 from dlkit.vision.detection import (
     YoloLoss,
     average_precisions,

@@ -26,16 +26,8 @@ import numpy as np
 
 from dlkit.callbacks import SampleGrid
 from dlkit.models.gan import GAN, build_digits_discriminator, build_digits_generator
-from dlkit.recipes._images import (
-    adversarial_optimizers,
-    check_config,
-    class_shares,
-    export_for_serving,
-    fit,
-    load_images,
-    run_summary,
-    write_metrics,
-)
+from dlkit.recipes._images import DATASET_CHOICES, adversarial_optimizers, class_shares, load_images
+from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
 
 VALUE_RANGE = (-1.0, 1.0)
 
@@ -78,6 +70,7 @@ class Config:
                 "discriminator_steps",
                 "sample_every",
             ),
+            datasets=DATASET_CHOICES,
         )
 
 

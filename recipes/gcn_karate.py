@@ -24,7 +24,7 @@ import numpy as np
 from dlkit import plotting
 from dlkit.data.graphs import karate_club, split_nodes, stochastic_block_model
 from dlkit.models.gcn import GCN_CONV_TYPES, build_gcn
-from dlkit.recipes._images import check_config, write_metrics
+from dlkit.recipes._recipe import check_config, write_metrics
 
 DATASETS = ("karate", "sbm")
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import gymnasium as gym
 
 from dlkit.plotting import plot_episode_returns
-from dlkit.recipes._images import write_metrics
+from dlkit.recipes._recipe import write_metrics
 from dlkit.recipes._tabular import train_or_resume
 from dlkit.rl.tabular import QLearning
 

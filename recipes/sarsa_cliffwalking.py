@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 
 from dlkit.plotting import plot_episode_returns
-from dlkit.recipes._images import write_metrics
+from dlkit.recipes._recipe import write_metrics
 from dlkit.recipes._tabular import train_or_resume
 from dlkit.rl.tabular import SARSA, QLearning
 

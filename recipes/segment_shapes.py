@@ -30,7 +30,7 @@ from dlkit.callbacks import LossCurves
 from dlkit.data import shapes
 from dlkit.data.shapes import SHAPE_CLASSES
 from dlkit.plotting import plot_image_grid
-from dlkit.recipes._images import check_config, run_summary, write_metrics
+from dlkit.recipes._recipe import check_config, run_summary, write_metrics
 from dlkit.vision.classifier import train_digits_classifier
 from dlkit.vision.segmentation import (
     build_fcn,

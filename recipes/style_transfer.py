@@ -26,7 +26,7 @@ import numpy as np
 
 from dlkit import plotting
 from dlkit.data import shapes
-from dlkit.recipes._images import check_config, write_metrics
+from dlkit.recipes._recipe import check_config, write_metrics
 from dlkit.vision.style import style_transfer
 
 TEXTURES = ("stripes", "checkerboard", "noise")

@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from dlkit.recipes._images import check_config, write_metrics
+from dlkit.recipes._recipe import check_config, write_metrics
 from dlkit.vision.classifier import DIGIT_DATASETS, build_cnn_classifier, digit_images
 from dlkit.vision.transfer import transfer_model, unfreeze_from
 

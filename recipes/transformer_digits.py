@@ -25,13 +25,7 @@ import numpy as np
 from dlkit.data import VOCABULARY, VOCABULARY_SIZE, digit_sequences, tokens_to_text
 from dlkit.models import Transformer
 from dlkit.plotting import plot_attention
-from dlkit.recipes._images import (
-    check_config,
-    export_for_serving,
-    fit,
-    run_summary,
-    write_metrics,
-)
+from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
 
 TASKS = ("reverse", "sort")
 

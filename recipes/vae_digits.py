@@ -24,14 +24,8 @@ import keras
 
 from dlkit import plotting
 from dlkit.models.vae import VAE, build_digits_vae_decoder, build_digits_vae_encoder
-from dlkit.recipes._images import (
-    check_config,
-    export_for_serving,
-    fit,
-    load_images,
-    run_summary,
-    write_metrics,
-)
+from dlkit.recipes._images import DATASET_CHOICES, load_images
+from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
 
 
 @dataclass
@@ -64,6 +58,7 @@ class Config:
             self,
             positive=("epochs", "batch_size", "learning_rate", "latent_dim"),
             non_negative=("beta",),
+            datasets=DATASET_CHOICES,
         )
 
 

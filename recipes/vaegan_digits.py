@@ -30,16 +30,8 @@ import numpy as np
 from dlkit import plotting
 from dlkit.losses import kl_divergence_to_standard_normal
 from dlkit.models.vaegan import VAEGAN, build_digits_vaegan_networks
-from dlkit.recipes._images import (
-    adversarial_optimizers,
-    check_config,
-    class_shares,
-    export_for_serving,
-    fit,
-    load_images,
-    run_summary,
-    write_metrics,
-)
+from dlkit.recipes._images import DATASET_CHOICES, adversarial_optimizers, class_shares, load_images
+from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
 
 VALUE_RANGE = (-1.0, 1.0)
 # Test images shown above their reconstructions in reconstructions.png.
@@ -78,6 +70,7 @@ class Config:
             self,
             positive=("epochs", "batch_size", "learning_rate", "latent_dim"),
             non_negative=("beta", "feature_weight"),
+            datasets=DATASET_CHOICES,
         )
 
 

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from dlkit import plotting
-from dlkit.recipes._images import check_config, write_metrics
+from dlkit.recipes._recipe import check_config, write_metrics
 from dlkit.vision import train_digits_classifier
 from dlkit.vision.visualize import (
     _starting_noise,
