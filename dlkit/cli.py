@@ -6,10 +6,16 @@ Commands:
 - ``dlkit recipes``: the installed recipes with a one-line description each.
 - ``dlkit run NAME [--field value ...]``: runs a recipe, overriding fields of its ``Config``;
   ``dlkit run NAME --help`` documents every field.
+- ``dlkit export MODEL.keras DIR [--format saved_model|onnx|all]``: exports a saved model for
+  serving (``dlkit.export``), checked by reloading it.
 - ``dlkit demo``: the main job, a tour of the toolkit on embedded data.
 
 ``--backend tensorflow|jax|torch`` before the command selects the Keras backend (otherwise
 ``KERAS_BACKEND`` or Keras' default). User errors print one line and exit with status 2.
+
+Commands start quietly: TensorFlow's C++ start-up logs (oneDNN notices, CUDA probing on a
+machine without a GPU) are filtered out of standard error (``dlkit._native_logs``).
+``--verbose`` before the command, or ``DLKIT_VERBOSE=1``, brings them back.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from dlkit import __version__
+from dlkit._native_logs import filter_native_logs, verbose_requested
 from dlkit.config import ConfigError, format_help, parse_overrides
 
 __all__ = ["DEMO_STAGES", "export_model", "main", "recipe_entry_point"]
@@ -137,8 +144,8 @@ def _run_main(name: str, main_fn: Callable, config: Any) -> dict:
 def recipe_entry_point(config_cls: type, main_fn: Callable, argv: Sequence[str] | None = None):
     """Runs a recipe file as a script: ``python recipes/NAME.py [--field value ...]``."""
     name = Path(sys.argv[0]).stem
+    _configure_logging(verbose=False, script=argv is None)
     argv = sys.argv[1:] if argv is None else list(argv)
-    _configure_logging()
     try:
         if any(argument in ("-h", "--help") for argument in argv):
             module_doc = sys.modules[main_fn.__module__].__doc__ or ""
@@ -206,15 +213,29 @@ def demo(output_root: str = "runs") -> dict:
     return results
 
 
-def _configure_logging() -> None:
-    # TensorFlow's C++ start-up messages drown the progress output of a recipe.
+def _configure_logging(verbose: bool, script: bool) -> None:
+    """Quietens TensorFlow's start-up logs unless `verbose` or ``DLKIT_VERBOSE`` asks for them.
+
+    The descriptor-level filter is installed only for a real command (`script`): a caller that
+    passes its own argv, such as a test, keeps its standard error as it is.
+    """
+    if verbose or verbose_requested():
+        return
+    # TensorFlow's Python-side and later C++ messages drown the progress output of a recipe.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if script:
+        filter_native_logs()
 
 
 def _build_parser() -> _Parser:
     parser = _Parser(prog="dlkit", description="Deep-learning course techniques on any backend.")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend to use.")
     parser.add_argument("--version", action="version", version=f"dlkit {__version__}")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the native libraries' start-up logs (also DLKIT_VERBOSE=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("info", help="versions, active backend and devices")
     commands.add_parser("recipes", help="list the recipes")
@@ -233,13 +254,18 @@ def _build_parser() -> _Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dlkit`` console script; returns the exit status."""
+    """Entry point of the ``dlkit`` console script; returns the exit status.
+
+    Without `argv` (the console script) it reads ``sys.argv`` and filters the native start-up
+    logs out of standard error; with `argv` it leaves standard error alone.
+    """
+    script = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         arguments = _build_parser().parse_args(argv)
         if arguments.backend:
             os.environ["KERAS_BACKEND"] = arguments.backend
-        _configure_logging()
+        _configure_logging(arguments.verbose, script)
         if arguments.command == "info":
             print(json.dumps(info(), indent=2))
         elif arguments.command == "recipes":

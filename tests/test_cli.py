@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -111,3 +112,74 @@ def test_distribute_flag_trains_data_parallel_or_explains_why_not(in_tmp_dir, ca
         engine = "MirroredStrategy" if keras.backend.backend() == "tensorflow" else "DataParallel"
         assert f"distributed with {engine}" in captured.out
         assert (in_tmp_dir / "runs" / "classifier_digits" / "model.keras").exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796638226.494733    7117 port.cc:153] oneDNN custom operations are on.",
+        "E0000 00:00:1796638229.349696    7117 cuda_platform.cc:52] failed call to cuInit: ...",
+        "W1207 10:04:19.123456   42 cpu_feature_guard.cc:9] This TensorFlow binary is optimized",
+        "2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could",
+    ],
+)
+def test_native_log_lines_are_recognised(line):
+    from dlkit._native_logs import is_native_log_line
+
+    assert is_native_log_line(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Traceback (most recent call last):",
+        "ValueError: Expected `units` to be an integer >= 1. Received: units=0",
+        "WARNING:tensorflow:5 out of the last 5 calls to <function> triggered retracing",
+        "F0000 00:00:1796638229.349696    7117 check.cc:52] Check failed: the reason of a crash",
+        "/path/module.py:12: UserWarning: something the user should read",
+        "I am a line a recipe printed",
+    ],
+)
+def test_other_lines_pass_the_filter(line):
+    from dlkit._native_logs import is_native_log_line
+
+    assert not is_native_log_line(line)
+
+
+def test_verbose_is_requested_by_a_non_zero_environment_value():
+    from dlkit._native_logs import verbose_requested
+
+    assert verbose_requested({"DLKIT_VERBOSE": "1"})
+    assert not verbose_requested({"DLKIT_VERBOSE": "0"})
+    assert not verbose_requested({"DLKIT_VERBOSE": ""})
+    assert not verbose_requested({})
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow's start-up logs; one backend run"
+)
+def test_commands_start_without_native_logs_and_verbose_brings_them_back():
+    from dlkit._native_logs import is_native_log_line
+
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("TF_CPP_MIN_LOG_LEVEL", "DLKIT_VERBOSE")
+    }
+    environment["KERAS_BACKEND"] = "tensorflow"
+
+    def native_lines(command):
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=180, env=environment
+        )
+        assert completed.returncode == 0, completed.stderr
+        return [line for line in completed.stderr.splitlines() if is_native_log_line(line)]
+
+    plain = native_lines(
+        [sys.executable, "-c", "import tensorflow as tf; tf.config.list_physical_devices()"]
+    )
+    if not plain:
+        pytest.skip("this TensorFlow build logs nothing natively at start-up on this machine")
+    assert native_lines([sys.executable, "-m", "dlkit.cli", "info"]) == []
+    assert native_lines([sys.executable, "-m", "dlkit.cli", "--verbose", "info"])
