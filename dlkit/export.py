@@ -24,6 +24,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from dlkit.validation import check_choice
+
 __all__ = ["FORMATS", "ExportError", "export", "verify"]
 
 FORMATS = ("saved_model", "onnx")
@@ -62,8 +64,7 @@ def export(model: keras.Model, path: str | os.PathLike, format: str = "saved_mod
         >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
         >>> path = export(model, "policy_savedmodel")  # doctest: +SKIP
     """
-    if format not in FORMATS:
-        raise ValueError(f"Expected `format` to be one of {FORMATS}. Received: format={format!r}")
+    check_choice("format", format, FORMATS)
     _check_exportable(model)
     _check_installed(format)
     path = Path(path)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkit.validation import check_int
+
 __all__ = [
     "confusion_matrix",
     "plot_attention",
@@ -163,8 +165,7 @@ def plot_episode_returns(
     `lowest` clips the vertical axis from below, e.g. to hide early random-walk episodes that
     cost thousands.
     """
-    if not (isinstance(window, int) and window >= 1):
-        raise ValueError(f"Expected `window` to be an integer >= 1. Received: window={window!r}")
+    check_int("window", window)
     returns = np.asarray(returns, dtype="float64")
     figure = _new_figure((6, 3))
     axes = figure.subplots()
