@@ -4,6 +4,7 @@ import pytest
 from keras import ops
 
 from dlkit.layers.graph_conv import ChebConv, GraphConv, normalize_adjacency
+from dlkit.testing import run_layer_test
 
 NUM_NODES, NUM_FEATURES, UNITS = 5, 3, 4
 
@@ -173,3 +174,33 @@ def test_bad_graphs_are_rejected_with_the_received_value(layer_class):
 def test_normalize_adjacency_rejects_a_non_square_matrix():
     with pytest.raises(ValueError, match=r"adjacency.shape=\(2, 3\)"):
         normalize_adjacency(np.zeros((2, 3), "float32"))
+
+
+@pytest.mark.parametrize("layer_class", [GraphConv, ChebConv])
+def test_graph_convolutions_pass_the_layer_checks(layer_class):
+    # A batch of two graphs, (B, N, F) features and (B, N, N) adjacency, as positional inputs;
+    # constant weights give the output exactly from the NumPy references above.
+    adjacency = np.stack([_random_graph()[0], _random_graph(seed=3)[0]])
+    features = _features()
+    arguments = {"kernel_initializer": keras.initializers.Constant(0.5), "bias_initializer": "ones"}
+    if layer_class is GraphConv:
+        arguments["activation"] = "tanh"
+        propagation = np.stack([_numpy_normalize(a) for a in adjacency])  # (B, N, N)
+        expected = np.tanh(propagation @ features @ np.full((NUM_FEATURES, UNITS), 0.5) + 1.0)
+    else:
+        arguments["order"] = 3
+        kernel = np.full((3, NUM_FEATURES, UNITS), 0.5)
+        expected = np.stack(
+            [_numpy_chebyshev(f, a, kernel, np.ones(UNITS)) for f, a in zip(features, adjacency)]
+        )
+    run_layer_test(
+        layer_class,
+        {"units": UNITS, **arguments},
+        input_data=(features, adjacency),
+        expected_output_shape=(2, NUM_NODES, UNITS),
+        expected_output=expected,
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
+        atol=1e-5,
+        rtol=1e-5,
+    )
