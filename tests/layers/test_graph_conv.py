@@ -176,26 +176,44 @@ def test_normalize_adjacency_rejects_a_non_square_matrix():
         normalize_adjacency(np.zeros((2, 3), "float32"))
 
 
-@pytest.mark.parametrize("layer_class", [GraphConv, ChebConv])
-def test_graph_convolutions_pass_the_layer_checks(layer_class):
-    # A batch of two graphs, (B, N, F) features and (B, N, N) adjacency, as positional inputs;
-    # constant weights give the output exactly from the NumPy references above.
-    adjacency = np.stack([_random_graph()[0], _random_graph(seed=3)[0]])
-    features = _features()
-    arguments = {"kernel_initializer": keras.initializers.Constant(0.5), "bias_initializer": "ones"}
-    if layer_class is GraphConv:
-        arguments["activation"] = "tanh"
-        propagation = np.stack([_numpy_normalize(a) for a in adjacency])  # (B, N, N)
-        expected = np.tanh(propagation @ features @ np.full((NUM_FEATURES, UNITS), 0.5) + 1.0)
-    else:
-        arguments["order"] = 3
-        kernel = np.full((3, NUM_FEATURES, UNITS), 0.5)
-        expected = np.stack(
-            [_numpy_chebyshev(f, a, kernel, np.ones(UNITS)) for f, a in zip(features, adjacency)]
-        )
+def _batched_graphs():
+    """Two graphs as positional inputs: features (B, N, F) and dense adjacency (B, N, N)."""
+    return _features(), np.stack([_random_graph()[0], _random_graph(seed=3)[0]])
+
+
+# Constant weights give the outputs of the layer checks exactly from the NumPy references above.
+CONSTANT_WEIGHTS = {
+    "kernel_initializer": keras.initializers.Constant(0.5),
+    "bias_initializer": "ones",
+}
+
+
+def test_graph_conv_passes_the_layer_checks():
+    features, adjacency = _batched_graphs()
+    propagation = np.stack([_numpy_normalize(a) for a in adjacency])  # (B, N, N)
+    expected = np.tanh(propagation @ features @ np.full((NUM_FEATURES, UNITS), 0.5) + 1.0)
     run_layer_test(
-        layer_class,
-        {"units": UNITS, **arguments},
+        GraphConv,
+        {"units": UNITS, "activation": "tanh", **CONSTANT_WEIGHTS},
+        input_data=(features, adjacency),
+        expected_output_shape=(2, NUM_NODES, UNITS),
+        expected_output=expected,
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
+        atol=1e-5,
+        rtol=1e-5,
+    )
+
+
+def test_cheb_conv_passes_the_layer_checks():
+    features, adjacency = _batched_graphs()
+    kernel = np.full((3, NUM_FEATURES, UNITS), 0.5)
+    expected = np.stack(
+        [_numpy_chebyshev(f, a, kernel, np.ones(UNITS)) for f, a in zip(features, adjacency)]
+    )
+    run_layer_test(
+        ChebConv,
+        {"units": UNITS, "order": 3, **CONSTANT_WEIGHTS},
         input_data=(features, adjacency),
         expected_output_shape=(2, NUM_NODES, UNITS),
         expected_output=expected,
