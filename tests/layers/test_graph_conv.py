@@ -186,6 +186,14 @@ CONSTANT_WEIGHTS = {
     "kernel_initializer": keras.initializers.Constant(0.5),
     "bias_initializer": "ones",
 }
+# What both graph convolutions must give on `_batched_graphs()`: kernel and bias, (B, N, units).
+GRAPH_LAYER_CHECKS = {
+    "expected_output_shape": (2, NUM_NODES, UNITS),
+    "expected_num_trainable_weights": 2,
+    "expected_num_non_trainable_weights": 0,
+    "atol": 1e-5,
+    "rtol": 1e-5,
+}
 
 
 def test_graph_conv_passes_the_layer_checks():
@@ -196,12 +204,8 @@ def test_graph_conv_passes_the_layer_checks():
         GraphConv,
         {"units": UNITS, "activation": "tanh", **CONSTANT_WEIGHTS},
         input_data=(features, adjacency),
-        expected_output_shape=(2, NUM_NODES, UNITS),
         expected_output=expected,
-        expected_num_trainable_weights=2,
-        expected_num_non_trainable_weights=0,
-        atol=1e-5,
-        rtol=1e-5,
+        **GRAPH_LAYER_CHECKS,
     )
 
 
@@ -215,10 +219,6 @@ def test_cheb_conv_passes_the_layer_checks():
         ChebConv,
         {"units": UNITS, "order": 3, **CONSTANT_WEIGHTS},
         input_data=(features, adjacency),
-        expected_output_shape=(2, NUM_NODES, UNITS),
         expected_output=expected,
-        expected_num_trainable_weights=2,
-        expected_num_non_trainable_weights=0,
-        atol=1e-5,
-        rtol=1e-5,
+        **GRAPH_LAYER_CHECKS,
     )

@@ -802,8 +802,7 @@ def test_greedy_action_passes_the_layer_checks(kwargs, shape):
         GreedyAction,
         kwargs,
         input_data=inputs,
-        expected_output_shape=expected.shape,
-        expected_output=expected,
+        expected_output=expected,  # compared in shape too
         expected_num_trainable_weights=0,
         expected_num_non_trainable_weights=0,
         # A weightless rule at the end of an exported policy (argmax has no gradient): the
