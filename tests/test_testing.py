@@ -1,3 +1,7 @@
+import importlib
+import pathlib
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -162,3 +166,92 @@ def test_bad_arguments_are_rejected():
         run_layer_test(Scale, {}, input_data=np.ones((2, 3)), input_shape=(2, 3))
     with pytest.raises(TypeError, match=r"input_data\[0\] holding str"):
         run_layer_test(Scale, {}, input_data=["not an array"])
+
+
+# ------------------------------------------------- every registered dlkit class is covered
+
+# Registered dlkit classes that no test passes to `run_layer_test`, with the reason and the
+# place where they are tested instead. docs/pages/testing.md names the same list.
+NOT_LAYER_TESTED = {
+    "DQN": "an RL agent: .keras round trip in tests/rl/test_dqn.py, learning in "
+    "tests/rl/test_solve_cartpole.py",
+    "REINFORCE": "an RL agent: .keras round trip and learning in tests/rl/test_policy_gradient.py",
+    "A2C": "an RL agent: .keras round trip and learning in tests/rl/test_policy_gradient.py",
+    "PPO": "an RL agent: .keras round trip in tests/rl/test_policy_gradient.py, learning in "
+    "tests/rl/test_solve_cartpole.py",
+    "OptimizerGroup": "an optimizer, not a layer: tests/training/test_alternating.py",
+    "YoloLoss": "a loss, not a layer: tests/vision/test_detection.py",
+}
+DLKIT_PACKAGES = (
+    "dlkit.layers",
+    "dlkit.models",
+    "dlkit.vision",
+    "dlkit.rl",
+    "dlkit.training",
+    "dlkit.losses",
+)
+# `run_layer_test(` and its first argument, possibly on the next line: `run_layer_test(\n    FiLM,`.
+_LAYER_TEST_CALL = re.compile(r"run_layer_test\(\s*(?:\w+\.)*(\w+)\s*,")
+
+
+def registered_dlkit_classes(custom_objects):
+    """Name → class of every class registered with `package="dlkit"`."""
+    return {
+        key.split(">", 1)[1]: value
+        for key, value in custom_objects.items()
+        if key.split(">", 1)[0] == "dlkit" and isinstance(value, type)
+    }
+
+
+def names_passed_to_run_layer_test():
+    """Names of the classes the test suite passes to `run_layer_test`, read from its source."""
+    tests = pathlib.Path(__file__).resolve().parent
+    names = set()
+    for path in tests.rglob("test_*.py"):
+        if path.name != pathlib.Path(__file__).name:
+            names.update(_LAYER_TEST_CALL.findall(path.read_text(encoding="utf-8")))
+    return names
+
+
+def coverage_problems(registered, covered, exempt):
+    """Registered classes neither covered nor exempt, and exemptions that are out of date."""
+    problems = [
+        f"{name}: registered but never passed to run_layer_test (add a run_layer_test, or an "
+        "entry with the reason in NOT_LAYER_TESTED)"
+        for name in sorted(set(registered) - covered - set(exempt))
+    ]
+    problems += [
+        f"{name}: in NOT_LAYER_TESTED but " + ("now layer-tested" if name in covered else "gone")
+        for name in sorted(exempt)
+        if name in covered or name not in registered
+    ]
+    return problems
+
+
+def test_every_registered_dlkit_class_passes_run_layer_test_or_is_exempt():
+    for package in DLKIT_PACKAGES:
+        importlib.import_module(package)
+    registered = registered_dlkit_classes(keras.saving.get_custom_objects())
+    assert {"FiLM", "Transformer", "GreedyAction", "YoloHead"} <= set(registered)
+    assert coverage_problems(registered, names_passed_to_run_layer_test(), NOT_LAYER_TESTED) == []
+
+
+def test_the_coverage_guard_reports_a_new_layer_and_stale_exemptions():
+    assert _LAYER_TEST_CALL.findall("run_layer_test(\n    keras.layers.Dense, {}") == ["Dense"]
+    covered = names_passed_to_run_layer_test()
+    assert {"GraphConv", "ChebConv", "SequenceGenerator", "GreedyAction"} <= covered
+
+    class NewLayer(keras.layers.Layer):
+        pass
+
+    registered = registered_dlkit_classes(
+        {"dlkit>NewLayer": NewLayer, "dlkit>a_function": len, "other>Old": Scale}
+    )
+    assert registered == {"NewLayer": NewLayer}  # other packages and non-classes are ignored
+    (problem,) = coverage_problems(registered, covered, {})
+    assert problem.startswith("NewLayer: registered but never passed to run_layer_test")
+    stale = coverage_problems({"FiLM": Scale}, covered, {"FiLM": "", "Gone": ""})
+    assert stale == [
+        "FiLM: in NOT_LAYER_TESTED but now layer-tested",
+        "Gone: in NOT_LAYER_TESTED but gone",
+    ]

@@ -4,6 +4,7 @@ import pytest
 from keras import ops
 
 from dlkit.layers.embedding import TokenAndPositionEmbedding, check_token_ids
+from dlkit.testing import run_layer_test
 
 TOKEN_IDS = np.array([[3, 4, 5, 0, 0], [12, 1, 2, 7, 0]], dtype="int32")
 
@@ -100,3 +101,28 @@ def test_keras_file_round_trip_inside_a_functional_model(tmp_path):
     assert isinstance(layer, TokenAndPositionEmbedding)
     assert (layer.vocabulary_size, layer.max_length, layer.output_dim) == (13, 8, 4)
     assert layer.positional_variant == "notes"
+
+
+def test_token_and_position_embedding_passes_the_layer_checks():
+    # Integer ids in, so the .keras check wraps the layer around an int32 keras.Input. With an
+    # identity table (vocabulary_size == output_dim) the lookup of id t is the unit vector e_t.
+    output_dim = 13
+    expected = np.sqrt(output_dim) * np.eye(output_dim)[TOKEN_IDS] + numpy_positional_encoding(
+        np.arange(TOKEN_IDS.shape[1]), output_dim
+    )
+    run_layer_test(
+        TokenAndPositionEmbedding,
+        {
+            "vocabulary_size": 13,
+            "max_length": 8,
+            "output_dim": output_dim,
+            "embeddings_initializer": "identity",
+        },
+        input_data=TOKEN_IDS,
+        expected_output_shape=(2, 5, output_dim),
+        expected_output=expected,
+        expected_num_trainable_weights=1,
+        expected_num_non_trainable_weights=0,
+        atol=1e-5,
+        rtol=1e-5,
+    )

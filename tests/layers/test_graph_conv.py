@@ -4,6 +4,7 @@ import pytest
 from keras import ops
 
 from dlkit.layers.graph_conv import ChebConv, GraphConv, normalize_adjacency
+from dlkit.testing import run_layer_test
 
 NUM_NODES, NUM_FEATURES, UNITS = 5, 3, 4
 
@@ -173,3 +174,51 @@ def test_bad_graphs_are_rejected_with_the_received_value(layer_class):
 def test_normalize_adjacency_rejects_a_non_square_matrix():
     with pytest.raises(ValueError, match=r"adjacency.shape=\(2, 3\)"):
         normalize_adjacency(np.zeros((2, 3), "float32"))
+
+
+def _batched_graphs():
+    """Two graphs as positional inputs: features (B, N, F) and dense adjacency (B, N, N)."""
+    return _features(), np.stack([_random_graph()[0], _random_graph(seed=3)[0]])
+
+
+# Constant weights give the outputs of the layer checks exactly from the NumPy references above.
+CONSTANT_WEIGHTS = {
+    "kernel_initializer": keras.initializers.Constant(0.5),
+    "bias_initializer": "ones",
+}
+# What both graph convolutions must give on `_batched_graphs()`: kernel and bias, (B, N, units).
+GRAPH_LAYER_CHECKS = {
+    "expected_output_shape": (2, NUM_NODES, UNITS),
+    "expected_num_trainable_weights": 2,
+    "expected_num_non_trainable_weights": 0,
+    "atol": 1e-5,
+    "rtol": 1e-5,
+}
+
+
+def test_graph_conv_passes_the_layer_checks():
+    features, adjacency = _batched_graphs()
+    propagation = np.stack([_numpy_normalize(a) for a in adjacency])  # (B, N, N)
+    expected = np.tanh(propagation @ features @ np.full((NUM_FEATURES, UNITS), 0.5) + 1.0)
+    run_layer_test(
+        GraphConv,
+        {"units": UNITS, "activation": "tanh", **CONSTANT_WEIGHTS},
+        input_data=(features, adjacency),
+        expected_output=expected,
+        **GRAPH_LAYER_CHECKS,
+    )
+
+
+def test_cheb_conv_passes_the_layer_checks():
+    features, adjacency = _batched_graphs()
+    kernel = np.full((3, NUM_FEATURES, UNITS), 0.5)
+    expected = np.stack(
+        [_numpy_chebyshev(f, a, kernel, np.ones(UNITS)) for f, a in zip(features, adjacency)]
+    )
+    run_layer_test(
+        ChebConv,
+        {"units": UNITS, "order": 3, **CONSTANT_WEIGHTS},
+        input_data=(features, adjacency),
+        expected_output=expected,
+        **GRAPH_LAYER_CHECKS,
+    )

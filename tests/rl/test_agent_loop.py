@@ -13,6 +13,7 @@ from dlkit.layers import NoisyDense
 from dlkit.rl import DQN, PPO, GreedyAction, as_vector_env, build_q_network, make_vector_env
 from dlkit.rl.agent import evaluate_vector
 from dlkit.rl.buffers import _rng_from_json
+from dlkit.testing import run_layer_test
 from dlkit.training import compile_inference
 
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
@@ -773,3 +774,38 @@ def test_compile_inference_training_draws_new_noise():
     assert not np.allclose(first, mean(inputs))
     # The mean weights draw no noise.
     np.testing.assert_array_equal(numpy_values([layer.seed_generator.state])[0], advanced)
+
+
+# ---------------------------------------------------------------------------- layer checks
+
+_SUPPORT = [-1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        (dict(rule="argmax"), (4, 3)),
+        (dict(rule="expected_argmax", support=_SUPPORT), (4, 2, 3)),
+        (dict(rule="clip", low=[-1.0, -0.1], high=[1.0, 0.1]), (4, 2)),
+    ],
+)
+def test_greedy_action_passes_the_layer_checks(kwargs, shape):
+    inputs = np.random.default_rng(0).normal(size=shape).astype("float32")
+    if kwargs["rule"] == "argmax":
+        expected = inputs.argmax(axis=-1).astype("int32")
+    elif kwargs["rule"] == "expected_argmax":
+        expected = (inputs * np.array(_SUPPORT, "float32")).sum(axis=-1).argmax(axis=-1)
+        expected = expected.astype("int32")
+    else:
+        expected = np.clip(inputs, kwargs["low"], kwargs["high"])
+    run_layer_test(
+        GreedyAction,
+        kwargs,
+        input_data=inputs,
+        expected_output=expected,  # compared in shape too
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=0,
+        # A weightless rule at the end of an exported policy (argmax has no gradient): the
+        # networks before it are trained and checked with their agents.
+        run_training_check=False,
+    )
