@@ -193,10 +193,10 @@ def test_train_on_batch_through_lean_step(monkeypatch):
 
 @pytest.mark.parametrize("by_indices", [False, True], ids=["whole-rows", "by-indices"])
 def test_fit_dataset_yields_keras_batches_in_a_new_order_every_epoch(monkeypatch, by_indices):
-    from dlkit.training import _tensorflow
+    from dlkit.training import _tensorflow_fast
 
     if by_indices:  # arrays above the limit are shuffled by their indices
-        monkeypatch.setattr(_tensorflow, "SHUFFLE_COPY_LIMIT_BYTES", 0)
+        monkeypatch.setattr(_tensorflow_fast, "SHUFFLE_COPY_LIMIT_BYTES", 0)
     x = np.arange(70, dtype="float32")[:, None] * np.ones((1, 3), "float32")
     y = np.arange(70, dtype="int64")
 
@@ -207,27 +207,27 @@ def test_fit_dataset_yields_keras_batches_in_a_new_order_every_epoch(monkeypatch
             np.testing.assert_array_equal(bx[:, 0], by)  # rows stay paired
         return np.concatenate([by for _, by in batches])
 
-    dataset = _tensorflow.fit_dataset(_MODEL, x, y, 32, shuffle=True)
+    dataset = _tensorflow_fast.fit_dataset(_MODEL, x, y, 32, shuffle=True)
     first, second = epoch(dataset), epoch(dataset)
     np.testing.assert_array_equal(np.sort(first), y)  # every row once per epoch
     np.testing.assert_array_equal(np.sort(second), y)
     assert not np.array_equal(first, second)  # reshuffled every epoch
     assert not np.array_equal(first, y)
 
-    in_order = _tensorflow.fit_dataset(_MODEL, x, None, None, shuffle=False)
+    in_order = _tensorflow_fast.fit_dataset(_MODEL, x, None, None, shuffle=False)
     batches = [batch.numpy() for batch in in_order]  # x alone, as Keras yields it
     assert [len(batch) for batch in batches] == [32, 32, 6]  # batch_size defaults to 32
     np.testing.assert_array_equal(np.concatenate(batches), x)
 
 
 def test_fit_dataset_leaves_other_inputs_to_keras():
-    from dlkit.training import _tensorflow
+    from dlkit.training import _tensorflow_fast
 
     x = np.zeros((8, 2), "float32")
-    assert _tensorflow.fit_dataset(_MODEL, x, None, 4, shuffle="batch") is None
-    assert _tensorflow.fit_dataset(_MODEL, {"a": x}, None, 4, shuffle=True) is None
-    assert _tensorflow.fit_dataset(_MODEL, x, np.zeros(5), 4, shuffle=True) is None
-    assert _tensorflow.fit_dataset(_MODEL, list(x), None, 4, shuffle=True) is None
+    assert _tensorflow_fast.fit_dataset(_MODEL, x, None, 4, shuffle="batch") is None
+    assert _tensorflow_fast.fit_dataset(_MODEL, {"a": x}, None, 4, shuffle=True) is None
+    assert _tensorflow_fast.fit_dataset(_MODEL, x, np.zeros(5), 4, shuffle=True) is None
+    assert _tensorflow_fast.fit_dataset(_MODEL, list(x), None, 4, shuffle=True) is None
 
 
 def test_fit_on_arrays_matches_keras_fit(monkeypatch):
@@ -297,7 +297,7 @@ def test_flat_acting_call_matches_the_public_call(monkeypatch, structure):
 def test_flat_acting_call_is_taken_only_with_the_known_entry_point(monkeypatch):
     import tensorflow as tf
 
-    from dlkit.training._tensorflow import _flat_call
+    from dlkit.training._tensorflow_fast import flat_call as _flat_call
 
     concrete = tf.function(lambda x: 2.0 * x).get_concrete_function(
         tf.TensorSpec([None], "float32")

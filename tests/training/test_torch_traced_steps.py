@@ -28,7 +28,7 @@ def _state(model):
 
 
 def _traced_entries(model):
-    from dlkit.training._torch import traced_steps
+    from dlkit.training._torch_tracing import traced_steps
 
     return traced_steps(model)
 
