@@ -60,11 +60,17 @@ def scanned_loop(rnn, inputs, initial_state, mask, training):
     PyTorch, leading masked steps included (zeros)."""
     cell = rnn.cell
     batch_size = ops.shape(inputs)[0]
+    # A cell of one state takes and returns it bare, as in Keras's loop.
+    nested = isinstance(cell.state_size, (list, tuple))
+    sizes = list(cell.state_size) if nested else [cell.state_size]
     if initial_state is None:
-        initial_state = [
-            ops.zeros((batch_size, size), dtype=rnn.compute_dtype) for size in cell.state_size
-        ]
+        initial_state = [ops.zeros((batch_size, size), dtype=rnn.compute_dtype) for size in sizes]
     cell_kwargs = {"training": training} if "training" in _parameters(cell.call) else {}
+
+    def cell_step(step_inputs, states):
+        output, new_states = cell.call(step_inputs, states if nested else states[0], **cell_kwargs)
+        return output, list(new_states) if nested else [new_states]
+
     steps = ops.transpose(inputs, (1, 0, 2))  # (T, B, F)
     if mask is not None:
         steps = (steps, ops.transpose(ops.cast(mask, "bool"), (1, 0)))  # and (T, B)
@@ -74,11 +80,11 @@ def scanned_loop(rnn, inputs, initial_state, mask, training):
     def step(carry, step_inputs):
         states, previous_output = carry[:-1], carry[-1]
         if mask is None:
-            output, new_states = cell.call(step_inputs, states, **cell_kwargs)
+            output, new_states = cell_step(step_inputs, states)
             return [*new_states, output], output
         step_inputs, keep = step_inputs
         keep = ops.expand_dims(keep, -1)  # (B, 1)
-        output, new_states = cell.call(step_inputs, states, **cell_kwargs)
+        output, new_states = cell_step(step_inputs, states)
         new_states = [ops.where(keep, new, old) for new, old in zip(new_states, states)]
         # A masked step repeats the previous output (zeros before the first unmasked step, as
         # Keras on PyTorch), or outputs zeros with zero_output_for_mask.
