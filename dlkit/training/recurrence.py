@@ -6,9 +6,9 @@ runs that loop step by step in Python, and there every step pays a full ``Layer.
 the cell; a bare ``keras.ops.scan`` over the cell's ``call`` skips it. Measured on the 2-core
 CPU machine with a ``dlkit.layers.LSTM`` of 32 units over 20 steps (batch 32, one ``fit``
 step, keras 3.15.1): PyTorch 20.0 ms with Keras's loop against 11.4 ms with the bare scan;
-JAX 1.1 ms with Keras's loop against 2.1 ms with the bare scan; on TensorFlow the bare scan
-fails to compile in ``fit``. So each backend module names its loop (``run_rnn``), and layers
-call ``run_rnn`` here instead of branching on the backend.
+JAX 1.1 ms with Keras's loop against 2.1 ms with the bare scan; on TensorFlow Keras's
+``ops.scan`` fails on the scan's carry (the states and the output). So each backend module names
+its loop (``run_rnn``), and layers call ``run_rnn`` here instead of branching on the backend.
 """
 
 from __future__ import annotations
