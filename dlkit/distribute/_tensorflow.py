@@ -44,15 +44,15 @@ import errno
 import json
 import numbers
 import os
-import re
 import socket
 import time
 from collections.abc import Sequence
 
-import keras
 import tensorflow as tf
 from keras.src import tree
 from keras.src.backend.tensorflow import trainer as keras_tensorflow_trainer
+
+from dlkit.training._versions import version_in_range
 
 __all__ = ["install_multi_worker_compat", "make_strategy"]
 
@@ -62,7 +62,7 @@ __all__ = ["install_multi_worker_compat", "make_strategy"]
 # checked. No later release had been verified when this was written; if the two-worker test
 # (tests/distribute/test_tensorflow_multi_worker.py) fails on a newer Keras, that release is
 # still broken: verify it and raise the upper bound.
-_BROKEN_KERAS_VERSIONS = ((3, 15, 0), (3, 16, 0))
+_BROKEN_KERAS_VERSIONS = ("3.15.0", "3.16.0")
 
 # Marks the patched functions, so that installing twice patches once.
 _PATCH_MARKER = "_dlkit_multi_worker_compat"
@@ -71,15 +71,8 @@ _PATCH_MARKER = "_dlkit_multi_worker_compat"
 _RETRY_INTERVAL = 0.2
 
 
-def _keras_version(version: str) -> tuple[int, int, int]:
-    """``"3.15.1"`` or ``"3.16.0.dev2025"`` → ``(3, 15, 1)`` or ``(3, 16, 0)``."""
-    numbers = [int(number) for number in re.findall(r"\d+", version)[:3]]
-    return tuple(numbers + [0] * (3 - len(numbers)))
-
-
 def _needs_multi_worker_compat() -> bool:
-    first_broken, first_fixed = _BROKEN_KERAS_VERSIONS
-    return first_broken <= _keras_version(keras.version()) < first_fixed
+    return version_in_range("keras", *_BROKEN_KERAS_VERSIONS)
 
 
 def _in_multi_worker_mode(strategy) -> bool:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 from keras import ops
 
+from dlkit.training.recurrence import run_rnn
+from dlkit.validation import check_int
+
 __all__ = ["LSTM", "LSTMCell"]
-
-
-def _check_units(units):
-    if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
-        raise ValueError(f"Expected `units` to be a positive integer. Received: units={units!r}")
-    return int(units)
 
 
 def _cell_config(layer):
@@ -107,7 +102,7 @@ class LSTMCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.units = _check_units(units)
+        self.units = check_int("units", units)
         self.activation = keras.activations.get(activation)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.use_bias = use_bias
@@ -201,8 +196,8 @@ class LSTM(keras.layers.Layer):
     computed for all steps in one matrix product; the loop over time, which only adds the
     recurrent part, is Keras' own `keras.layers.RNN` loop: `lax.scan` on JAX, a bounded
     `tf.while_loop` on TensorFlow (so `fit` compiles it with XLA, gradient included); on PyTorch,
-    which runs it step by step, a bare `keras.ops.scan` that skips the per-step Layer call. The
-    time length may stay unknown until call time.
+    which runs it step by step, a bare `keras.ops.scan` that skips the per-step Layer call
+    (`dlkit.training.run_rnn` picks the loop). The time length may stay unknown until call time.
 
     The constructor and call arguments, the weights (`set_weights`) and the outputs match
     `keras.layers.LSTM` without dropout, including masking: at a masked step both states are
@@ -304,9 +299,9 @@ class LSTM(keras.layers.Layer):
         self.stateful = False  # read by keras.layers.Bidirectional; no state is kept across calls
         self.supports_masking = True
         self.input_spec = keras.InputSpec(ndim=3)
-        # The time loop is Keras' own (`keras.layers.RNN`: `lax.scan` on JAX, a bounded
-        # `tf.while_loop` that XLA compiles on TensorFlow), run over the input part of the gates
-        # computed for all steps at once. PyTorch uses a bare scan instead (`_eager_loop`).
+        # The time loop runs over the input part of the gates computed for all steps at once:
+        # Keras' own (`lax.scan` on JAX, a bounded `tf.while_loop` that XLA compiles on
+        # TensorFlow), a bare scan on PyTorch (`dlkit.training.recurrence.run_rnn` picks).
         self.recurrence = keras.layers.RNN(
             _Recurrence(self.cell),
             return_sequences=return_sequences,
@@ -340,49 +335,12 @@ class LSTM(keras.layers.Layer):
             initial_state = [ops.cast(state, self.compute_dtype) for state in initial_state]
         # One matrix product for all steps, then only the recurrent part inside the loop.
         z_inputs = self.cell._input_projection(sequences)  # (B, T, 4·units)
-        if keras.backend.backend() == "torch":
-            outputs, hidden_state, cell_state = self._eager_loop(z_inputs, initial_state, mask)
-        else:
-            outputs, hidden_state, cell_state = self.recurrence(
-                z_inputs, initial_state=initial_state, mask=mask, training=training
-            )
+        outputs, hidden_state, cell_state = run_rnn(
+            self.recurrence, z_inputs, initial_state, mask, training
+        )
         if self.return_state:
             return outputs, hidden_state, cell_state
         return outputs
-
-    def _eager_loop(self, z_inputs, initial_state, mask):
-        # PyTorch runs the loop step by step in Python, where `keras.layers.RNN` would pay a
-        # full Layer call per step; a bare `keras.ops.scan` over the recurrence is faster.
-        if initial_state is None:
-            zeros = ops.zeros((ops.shape(z_inputs)[0], self.units), dtype=self.compute_dtype)
-            initial_state = [zeros, zeros]
-        steps = ops.transpose(z_inputs, (1, 0, 2))  # (T, B, 4·units)
-        if mask is not None:
-            steps = (steps, ops.transpose(ops.cast(mask, "bool"), (1, 0)))  # and (T, B)
-        if self.go_backwards:
-            steps = keras.tree.map_structure(lambda x: ops.flip(x, axis=0), steps)
-
-        def step(carry, step_inputs):
-            states, previous_output = carry[:2], carry[2]
-            if mask is None:
-                new_states = self.cell._recurrence(step_inputs, states)[1]
-                return [*new_states, new_states[0]], new_states[0]
-            step_inputs, keep = step_inputs
-            keep = ops.expand_dims(keep, -1)  # (B, 1)
-            new_states = self.cell._recurrence(step_inputs, states)[1]
-            new_states = [ops.where(keep, new, old) for new, old in zip(new_states, states)]
-            # A masked step repeats the previous output (zeros before the first unmasked step,
-            # as Keras on PyTorch), or outputs zeros with zero_output_for_mask.
-            held = ops.zeros_like(previous_output) if self.zero_output_for_mask else previous_output
-            output = ops.where(keep, new_states[0], held)
-            return [*new_states, output], output
-
-        first_output = ops.zeros_like(initial_state[0])
-        (hidden_state, cell_state, _), outputs = ops.scan(
-            step, [*initial_state, first_output], steps
-        )  # outputs (T, B, units)
-        outputs = ops.transpose(outputs, (1, 0, 2)) if self.return_sequences else outputs[-1]
-        return outputs, hidden_state, cell_state
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch_size, length = sequences_shape[0], sequences_shape[1]

@@ -2,8 +2,11 @@
 
 Everything outside ``dlkit/training/`` is written with ``keras.ops`` and calls into this
 package when it needs gradients. Each backend has one small module (``_tensorflow.py``,
-``_jax.py``, ``_torch.py``) implementing the same interface; ``_backend()`` picks the one
-matching ``keras.backend.backend()``.
+``_jax.py``, ``_torch.py``) implementing the same interface, the protocol
+``backend.BackendModule``; ``backend.backend_module()`` picks the one matching
+``keras.backend.backend()``. Speed paths that read private APIs sit beside them
+(``_torch_tracing.py``, ``_tensorflow_fast.py``), each behind its environment switch and the
+version gates of ``_versions.py``.
 """
 
 from dlkit.training.alternating import AlternatingModel, OptimizerGroup, Update

@@ -3,6 +3,8 @@
 import jax
 import keras
 
+from dlkit.training import recurrence
+
 
 def value_and_grad(fn, variables, inputs, state_variables):
     def pure(variable_values, input_values, state_values):
@@ -194,7 +196,11 @@ def enable_compilation_cache(directory, min_compile_seconds):
     return str(directory)
 
 
-def fit_dataset(model, x, y, batch_size, shuffle):
-    """``None``: Keras's JAX ``fit`` already slices NumPy batches without ``tf.data``."""
-    del model, x, y, batch_size, shuffle
-    return None
+def fit_arguments(model, arguments):
+    """Unchanged: Keras's JAX ``fit`` already slices NumPy batches without ``tf.data``."""
+    del model
+    return arguments
+
+
+# The time loop of recurrent layers (see dlkit.training.recurrence for the measurements).
+run_rnn = recurrence.keras_loop

@@ -322,37 +322,28 @@ class AlternatingModel(keras.Model):
         validation_batch_size=None,
         validation_freq=1,
     ):
-        """Keras's ``fit``. On TensorFlow, NumPy arrays (without ``validation_split``, sample or
-        class weights or ``steps_per_epoch``) are fed through a leaner ``tf.data`` pipeline
-        than Keras's, with the same batches (``DLKIT_TF_FAST=0`` keeps Keras's)."""
+        """Keras's ``fit``, its arguments first handed to the backend module's
+        ``fit_arguments``, which may feed NumPy arrays through a leaner input pipeline with the
+        same batches (see ``dlkit.training.backend.BackendModule.fit_arguments``)."""
         arguments = dict(
+            x=x,
+            y=y,
+            batch_size=batch_size,
             epochs=epochs,
             verbose=verbose,
             callbacks=callbacks,
+            validation_split=validation_split,
             validation_data=validation_data,
+            shuffle=shuffle,
+            class_weight=class_weight,
+            sample_weight=sample_weight,
             initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
             validation_steps=validation_steps,
             validation_batch_size=validation_batch_size,
             validation_freq=validation_freq,
         )
-        plain = not validation_split and all(
-            value is None for value in (sample_weight, class_weight, steps_per_epoch)
-        )
-        dataset = backend_module().fit_dataset(self, x, y, batch_size, shuffle) if plain else None
-        if dataset is not None:
-            # The dataset shuffles itself; Keras would warn that `shuffle` is ignored.
-            return super().fit(dataset, shuffle=False, **arguments)
-        return super().fit(
-            x,
-            y,
-            batch_size=batch_size,
-            validation_split=validation_split,
-            shuffle=shuffle,
-            class_weight=class_weight,
-            sample_weight=sample_weight,
-            steps_per_epoch=steps_per_epoch,
-            **arguments,
-        )
+        return super().fit(**backend_module().fit_arguments(self, arguments))
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:

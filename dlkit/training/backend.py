@@ -1,10 +1,22 @@
-"""Selects the per-backend implementation module of ``dlkit.training``."""
+"""The interface every backend module of ``dlkit.training`` provides, and the selection of the
+module matching the active Keras backend.
+
+``_tensorflow.py``, ``_jax.py`` and ``_torch.py`` each provide the functions of
+``BackendModule``; ``backend_module()`` returns the one for ``keras.backend.backend()``. A new
+backend adds a module with the same functions (``tests/training/test_backend.py`` checks every
+importable module against the protocol) and an entry in ``_BACKEND_MODULES``. Speed paths that
+read private APIs live in their own modules beside these (``_torch_tracing.py``,
+``_tensorflow_fast.py``), behind an environment switch and the version gates of
+``_versions.py``; the backend module falls back to its plain path without them.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import keras
 
@@ -15,7 +27,82 @@ _BACKEND_MODULES = {
 }
 
 
-def backend_module():
+@runtime_checkable
+class BackendModule(Protocol):
+    """The functions of one backend module of ``dlkit.training``.
+
+    ``model`` below is a ``keras.Model``; an "alternating" one is an ``AlternatingModel``,
+    whose ``_resolved_updates()`` lists its (update, optimizer, loss tracker) turns and
+    ``_checked_loss(update, data)`` evaluates one turn's scalar loss.
+    """
+
+    def value_and_grad(
+        self,
+        fn: Callable,
+        variables: Sequence[keras.Variable],
+        inputs: Sequence[Any],
+        state_variables: Sequence[keras.Variable],
+    ) -> tuple[Any, list, list]:
+        """``(fn(*inputs), gradients of variables, gradients of inputs)``.
+
+        ``inputs`` are float tensors of the backend; ``fn`` returns a scalar. A variable or
+        input ``fn`` does not reach gets a zero gradient. Variables in ``state_variables`` that
+        ``fn`` assigns keep their new values afterwards (in place on TensorFlow and PyTorch,
+        written back on JAX).
+        """
+
+    def list_devices(self) -> list[str]:
+        """The devices the backend computes on, as ``"kind:index"`` (``"cpu:0"``)."""
+
+    def alternating_train_step(self, model: keras.Model, *step_arguments: Any) -> Any:
+        """One training step of an alternating model, given what Keras's ``train_step``
+        receives: the batch ``data``, or on JAX ``(state, data)``.
+
+        Each update, in order and ``repetitions`` times, differentiates its loss with respect
+        to its own variables only, applies its optimizer and updates its loss tracker; then
+        ``model.optimizer.iterations`` grows by one. Returns ``model.get_metrics_result()``
+        (on JAX, whose trainer is stateless, ``(logs, state)``).
+        """
+
+    def alternating_test_step(self, model: keras.Model, *step_arguments: Any) -> Any:
+        """Every update's loss on the batch into its tracker, no weight changed; the metrics
+        (the step's arguments and result as in ``alternating_train_step``)."""
+
+    def inference_function(self, model: keras.Layer, compiled: Any) -> Callable:
+        """The fastest numpy-in, numpy-out call of ``model`` (``compiled.training`` mode).
+
+        It reads the model's current weights on every call, keeps the structure of the outputs
+        (``inference.map_outputs``) and counts its traces in ``compiled.num_traces``.
+        """
+
+    def train_steps_function(self, model: keras.Model, compiled: Any) -> Callable:
+        """``call(x, y)``: K steps of ``model.train_step`` on K stacked minibatches.
+
+        The model is built (``steps.build_for_training``) and its metrics reset before the
+        call; the result equals K calls of ``train_on_batch``. Returns the metrics; counts its
+        traces in ``compiled.num_traces``.
+        """
+
+    def fit_train_function(self, model: keras.Model) -> Callable | None:
+        """A function for ``fit`` to call once per batch with the data iterator, or ``None``
+        for Keras's own ``make_train_function``."""
+
+    def fit_arguments(self, model: keras.Model, arguments: dict) -> dict:
+        """``fit``'s keyword arguments (every one of ``keras.Model.fit``, by name), possibly with
+        ``x`` replaced by a leaner input pipeline that yields the same batches."""
+
+    def enable_compilation_cache(self, directory: Path, min_compile_seconds: float) -> str | None:
+        """Turns on a persistent cache of compiled programs in ``directory``; returns the
+        directory, or ``None`` where the backend keeps no such cache."""
+
+    def run_rnn(
+        self, rnn: keras.layers.RNN, inputs: Any, initial_state: Any, mask: Any, training: Any
+    ) -> list:
+        """``rnn``'s outputs and final states as ``rnn(inputs, ...)`` with ``return_state``
+        gives them, with the loop that is fastest on the backend (``recurrence.run_rnn``)."""
+
+
+def backend_module() -> BackendModule:
     """Returns the dlkit module implementing autodiff for the active Keras backend."""
     name = keras.backend.backend()
     if name not in _BACKEND_MODULES:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from dlkit.training._versions import private_api_supported
 from dlkit.training.backend import backend_module
 
 __all__ = ["CompiledTrainSteps", "compile_train_steps"]
@@ -53,11 +54,36 @@ class CompiledTrainSteps:
             )
         if not self._built:
             first = keras.tree.map_structure(lambda leaf: leaf[0], (x, y))
-            self.model._symbolic_build(data_batch=(*first, None))
+            build_for_training(self.model, *first)
             self._built = True
         self.model.reset_metrics()
         logs = self._function(x, y)
         return {key: float(keras.ops.convert_to_numpy(value)) for key, value in logs.items()}
+
+
+def build_for_training(model: keras.Model, x, y) -> None:
+    """Creates every variable a training step of ``model`` on batches like ``(x, y)`` needs:
+    the model's, its compiled loss's and its compiled metrics'.
+
+    A compiled step (``jax.jit`` above all) must not create variables, so they are made first.
+    Keras's ``fit`` does it with its private ``Model._symbolic_build``, symbolically; on Keras
+    versions it was not checked against (``dlkit.training._versions``), one warning, and the
+    public way instead: the model, ``compute_loss`` and ``compute_metrics`` called eagerly on
+    the batch, after which every variable that existed before is given its value back (seed
+    generators, metrics), so training draws the same numbers either way.
+    """
+    if private_api_supported("compile_train_steps model build", "keras"):
+        model._symbolic_build(data_batch=(x, y, None))
+        return
+    x = keras.tree.map_structure(keras.ops.convert_to_tensor, x)
+    y = keras.tree.map_structure(keras.ops.convert_to_tensor, y)
+    saved = [(variable, keras.ops.copy(variable.value)) for variable in model.variables]
+    saved += [(variable, keras.ops.copy(variable.value)) for variable in model.metrics_variables]
+    y_pred = model(x, training=False)
+    model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+    model.compute_metrics(x, y, y_pred, sample_weight=None)
+    for variable, value in saved:
+        variable.assign(value)
 
 
 def compile_train_steps(model: keras.Model) -> CompiledTrainSteps:

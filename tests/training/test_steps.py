@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -68,3 +70,46 @@ def test_rejects_unequal_stacks_and_uncompiled_models():
         compile_train_steps(bare)
     with pytest.raises(TypeError, match=r"Received: model="):
         compile_train_steps("model")
+
+
+def test_public_build_without_the_private_api_trains_the_same(version_gates, monkeypatch):
+    """Keras's private ``_symbolic_build`` builds the model, loss and metrics while its
+    version is checked; outside it one warning, and the public build gives the same steps:
+    the dropout's seed generator and the metrics are left as they were."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 16, 3)).astype("float32")
+    y = rng.normal(size=(4, 16, 2)).astype("float32")
+
+    def run():
+        keras.utils.set_random_seed(4)
+        model = keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(8, activation="tanh"),
+                keras.layers.Dropout(0.25, seed=3),
+                keras.layers.Dense(2),
+            ]
+        )
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", metrics=["mae"])
+        logs = compile_train_steps(model)(x, y)
+        return model, logs
+
+    symbolic_builds = []
+    original = keras.Model._symbolic_build
+    monkeypatch.setattr(
+        keras.Model,
+        "_symbolic_build",
+        lambda self, *a, **k: symbolic_builds.append(1) or original(self, *a, **k),
+    )
+    private, private_logs = run()
+    assert symbolic_builds == [1]  # the gate is open: Keras's private build
+    version_gates.close("keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        public, public_logs = run()
+    assert symbolic_builds == [1]
+    assert [w for w in version_gates.warnings(caught) if "model build" in str(w.message)]
+    assert len([w for w in caught if "compile_train_steps model build" in str(w.message)]) == 1
+    for a, b in zip(weights(private), weights(public)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert public_logs == pytest.approx(private_logs, rel=1e-5)

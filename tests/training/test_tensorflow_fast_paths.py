@@ -7,6 +7,8 @@ case both ways from the same seed and require the same weights, optimizer state,
 or outputs.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -193,10 +195,10 @@ def test_train_on_batch_through_lean_step(monkeypatch):
 
 @pytest.mark.parametrize("by_indices", [False, True], ids=["whole-rows", "by-indices"])
 def test_fit_dataset_yields_keras_batches_in_a_new_order_every_epoch(monkeypatch, by_indices):
-    from dlkit.training import _tensorflow
+    from dlkit.training import _tensorflow_fast
 
     if by_indices:  # arrays above the limit are shuffled by their indices
-        monkeypatch.setattr(_tensorflow, "SHUFFLE_COPY_LIMIT_BYTES", 0)
+        monkeypatch.setattr(_tensorflow_fast, "SHUFFLE_COPY_LIMIT_BYTES", 0)
     x = np.arange(70, dtype="float32")[:, None] * np.ones((1, 3), "float32")
     y = np.arange(70, dtype="int64")
 
@@ -207,27 +209,27 @@ def test_fit_dataset_yields_keras_batches_in_a_new_order_every_epoch(monkeypatch
             np.testing.assert_array_equal(bx[:, 0], by)  # rows stay paired
         return np.concatenate([by for _, by in batches])
 
-    dataset = _tensorflow.fit_dataset(_MODEL, x, y, 32, shuffle=True)
+    dataset = _tensorflow_fast.fit_dataset(_MODEL, x, y, 32, shuffle=True)
     first, second = epoch(dataset), epoch(dataset)
     np.testing.assert_array_equal(np.sort(first), y)  # every row once per epoch
     np.testing.assert_array_equal(np.sort(second), y)
     assert not np.array_equal(first, second)  # reshuffled every epoch
     assert not np.array_equal(first, y)
 
-    in_order = _tensorflow.fit_dataset(_MODEL, x, None, None, shuffle=False)
+    in_order = _tensorflow_fast.fit_dataset(_MODEL, x, None, None, shuffle=False)
     batches = [batch.numpy() for batch in in_order]  # x alone, as Keras yields it
     assert [len(batch) for batch in batches] == [32, 32, 6]  # batch_size defaults to 32
     np.testing.assert_array_equal(np.concatenate(batches), x)
 
 
 def test_fit_dataset_leaves_other_inputs_to_keras():
-    from dlkit.training import _tensorflow
+    from dlkit.training import _tensorflow_fast
 
     x = np.zeros((8, 2), "float32")
-    assert _tensorflow.fit_dataset(_MODEL, x, None, 4, shuffle="batch") is None
-    assert _tensorflow.fit_dataset(_MODEL, {"a": x}, None, 4, shuffle=True) is None
-    assert _tensorflow.fit_dataset(_MODEL, x, np.zeros(5), 4, shuffle=True) is None
-    assert _tensorflow.fit_dataset(_MODEL, list(x), None, 4, shuffle=True) is None
+    assert _tensorflow_fast.fit_dataset(_MODEL, x, None, 4, shuffle="batch") is None
+    assert _tensorflow_fast.fit_dataset(_MODEL, {"a": x}, None, 4, shuffle=True) is None
+    assert _tensorflow_fast.fit_dataset(_MODEL, x, np.zeros(5), 4, shuffle=True) is None
+    assert _tensorflow_fast.fit_dataset(_MODEL, list(x), None, 4, shuffle=True) is None
 
 
 def test_fit_on_arrays_matches_keras_fit(monkeypatch):
@@ -297,7 +299,7 @@ def test_flat_acting_call_matches_the_public_call(monkeypatch, structure):
 def test_flat_acting_call_is_taken_only_with_the_known_entry_point(monkeypatch):
     import tensorflow as tf
 
-    from dlkit.training._tensorflow import _flat_call
+    from dlkit.training._tensorflow_fast import flat_call as _flat_call
 
     concrete = tf.function(lambda x: 2.0 * x).get_concrete_function(
         tf.TensorSpec([None], "float32")
@@ -316,3 +318,58 @@ def test_flat_acting_call_is_taken_only_with_the_known_entry_point(monkeypatch):
     assert _flat_call(other) is other
     monkeypatch.setenv("DLKIT_TF_FAST", "0")
     assert _flat_call(concrete) is concrete
+
+
+def _feature_warnings(version_gates, caught, feature):
+    return [w for w in version_gates.warnings(caught) if feature in str(w.message)]
+
+
+def test_unchecked_versions_keep_keras_adam_with_one_warning(version_gates):
+    make_optimizer = lambda: keras.optimizers.Adam(0.05, beta_1=0.5)  # noqa: E731
+    fused, fused_ops, _ = _apply_steps(make_optimizer())
+    assert "ResourceApplyAdam" in fused_ops  # the gate is open: the fused kernel
+    version_gates.close("keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain, plain_ops, _ = _apply_steps(make_optimizer())
+    assert "ResourceApplyAdam" not in plain_ops
+    assert len(_feature_warnings(version_gates, caught, "TensorFlow fused Adam")) == 1
+    for got, expected in zip(fused, plain):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unchecked_versions_keep_keras_fit_step_with_one_warning(version_gates):
+    lean_model, lean_history = _fit_gan()
+    assert "fit_train_function" in lean_model.train_function.__qualname__
+    version_gates.close("keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keras_model, keras_history = _fit_gan()
+    assert "fit_train_function" not in keras_model.train_function.__qualname__
+    assert len(_feature_warnings(version_gates, caught, "TensorFlow lean fit step")) == 1
+    for name in ("discriminator_loss", "generator_loss"):
+        np.testing.assert_allclose(lean_history[name], keras_history[name], rtol=1e-5)
+    for got, expected in zip(_model_state(lean_model), _model_state(keras_model)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unchecked_versions_keep_the_public_acting_call_with_one_warning(version_gates):
+    import tensorflow as tf
+
+    from dlkit.training import compile_inference
+    from dlkit.training._tensorflow_fast import flat_call
+
+    concrete = tf.function(lambda x: 2.0 * x).get_concrete_function(
+        tf.TensorSpec([None], "float32")
+    )
+    assert flat_call(concrete) is not concrete  # the gate is open: the flat call
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    observations = np.random.default_rng(1).normal(size=(4, 3)).astype("float32")
+    flat = compile_inference(model)(observations)
+    version_gates.close("tensorflow")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert flat_call(concrete) is concrete
+        public = compile_inference(model)(observations)
+    assert len(_feature_warnings(version_gates, caught, "TensorFlow flat acting call")) == 1
+    np.testing.assert_array_equal(flat, public)

@@ -5,6 +5,8 @@ On PyTorch, `dlkit.training` traces a step once per input signature and replays 
 same seed, and require the same weights, optimizer state, metrics and random-generator state.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -28,7 +30,7 @@ def _state(model):
 
 
 def _traced_entries(model):
-    from dlkit.training._torch import traced_steps
+    from dlkit.training._torch_tracing import traced_steps
 
     return traced_steps(model)
 
@@ -174,3 +176,29 @@ def test_a_deep_copy_traces_and_trains_its_own_variables():
         any(v is w for w in clone.weights) for v in entry.variables[: len(clone.trainable_weights)]
     )
     assert int(keras.ops.convert_to_numpy(clone.optimizer.iterations)) == 7
+
+
+def test_unchecked_versions_run_eagerly_with_one_warning(version_gates):
+    """Outside the torch versions the tracer was checked against, steps run eagerly (one
+    warning) and end where the traced ones do."""
+    x, y = _data()
+
+    def run():
+        model = _classifier(0, [keras.layers.BatchNormalization()])
+        logs = compile_train_steps(model)(x, y)
+        return model, logs
+
+    traced, traced_logs = run()
+    assert len(_traced_entries(traced)) == 1  # the gate is open: the traced path
+    version_gates.close("torch")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        eager, eager_logs = run()
+        act = compile_inference(eager)
+        act(x[0])
+    [warning] = version_gates.warnings(caught)
+    assert "PyTorch step tracing" in str(warning.message)
+    assert _traced_entries(eager) == [] and act.num_traces == 0
+    for a, b in zip(_state(traced), _state(eager)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert traced_logs == pytest.approx(eager_logs, rel=1e-5)
