@@ -10,32 +10,22 @@
 - inceptionism (§4.10): `deep_dream`, `octave_shapes`;
 - style transfer (§4.11): `gram_matrix`, `style_loss`, `content_loss`, `style_transfer`;
 - segmentation by convolutionalisation (§4.12): `convolutionalize`, `build_fcn`, `mean_iou`;
-- detection (§4.13): `iou`, `encode_yolo_targets`, `yolo_loss`, `decode_predictions`,
-  `non_max_suppression`, `build_yolo`, `mean_average_precision`.
+- detection (§4.13): boxes (`iou`, `non_max_suppression`), YOLO (`encode_yolo_targets`,
+  `yolo_loss`, `build_yolo`, `decode_predictions`) and its metric (`mean_average_precision`),
+  also importable together from `dlkit.vision.detection`.
 
 Gradients with respect to input images come from `dlkit.training.value_and_grad` (its
 `inputs` argument), the one place that holds backend autodiff.
 """
 
 from dlkit.vision.adversarial import attack_report, evolutionary_attack, fgsm, iterative_attack
+from dlkit.vision.boxes import iou, non_max_suppression, pairwise_iou
 from dlkit.vision.classifier import (
     build_cnn_classifier,
     build_dense_classifier,
     train_digits_classifier,
 )
-from dlkit.vision.detection import (
-    YoloHead,
-    YoloLoss,
-    average_precisions,
-    build_yolo,
-    decode_predictions,
-    encode_yolo_targets,
-    iou,
-    mean_average_precision,
-    non_max_suppression,
-    pairwise_iou,
-    yolo_loss,
-)
+from dlkit.vision.detection_metrics import average_precisions, mean_average_precision
 from dlkit.vision.dream import activation_norm, deep_dream, octave_shapes
 from dlkit.vision.segmentation import (
     build_fcn,
@@ -62,6 +52,14 @@ from dlkit.vision.visualize import (
     saliency_map,
     total_variation,
     unit_activation,
+)
+from dlkit.vision.yolo import (
+    YoloHead,
+    YoloLoss,
+    build_yolo,
+    decode_predictions,
+    encode_yolo_targets,
+    yolo_loss,
 )
 
 __all__ = [

@@ -21,15 +21,8 @@ import numpy as np
 from keras import ops
 
 from dlkit.training import value_and_grad
-from dlkit.vision._checks import (
-    check_images,
-    check_non_negative,
-    check_non_negative_int,
-    check_positive,
-    check_positive_int,
-    check_range,
-    find_layer,
-)
+from dlkit.validation import check_int, check_non_negative, check_positive
+from dlkit.vision._checks import check_images, check_range, find_layer
 
 __all__ = [
     "activation_maximization",
@@ -333,11 +326,11 @@ def activation_maximization(
         Yosinski et al., "Understanding Neural Networks Through Deep Visualization", 2015
         (https://arxiv.org/abs/1506.06579).
     """
-    steps = check_positive_int("steps", steps)
+    steps = check_int("steps", steps)
     step_size = check_positive("step_size", step_size)
     l2_weight = check_non_negative("l2_weight", l2_weight)
     tv_weight = check_non_negative("tv_weight", tv_weight)
-    blur_every = check_non_negative_int("blur_every", blur_every)
+    blur_every = check_int("blur_every", blur_every, 0)
     blur_sigma = check_positive("blur_sigma", blur_sigma)
     low, high = check_range("value_range", value_range)
     feature_model = _feature_model(model, [layer_name])
@@ -466,7 +459,7 @@ def feature_inversion(
         CVPR 2015 (https://arxiv.org/abs/1412.0035).
     """
     originals = check_images("image", image)
-    steps = check_positive_int("steps", steps)
+    steps = check_int("steps", steps)
     step_size = check_positive("step_size", step_size)
     weight = check_non_negative("regularization_weight", regularization_weight)
     if regularization not in _REGULARIZERS:
@@ -595,7 +588,7 @@ def saliency_map(
         "SmoothGrad: removing noise by adding noise", 2017 (https://arxiv.org/abs/1706.03825).
     """
     images = check_images("images", images)
-    samples = check_non_negative_int("samples", samples)
+    samples = check_int("samples", samples, 0)
     noise = check_non_negative("noise", noise)
     selector, _ = _score_gradients(model, images, class_index)
     if samples == 0:
