@@ -19,13 +19,24 @@ Gradients with respect to input images come from `dlkit.training.value_and_grad`
 """
 
 from dlkit.vision.adversarial import attack_report, evolutionary_attack, fgsm, iterative_attack
-from dlkit.vision.boxes import iou, non_max_suppression, pairwise_iou
 from dlkit.vision.classifier import (
     build_cnn_classifier,
     build_dense_classifier,
     train_digits_classifier,
 )
-from dlkit.vision.detection_metrics import average_precisions, mean_average_precision
+from dlkit.vision.detection import (
+    YoloHead,
+    YoloLoss,
+    average_precisions,
+    build_yolo,
+    decode_predictions,
+    encode_yolo_targets,
+    iou,
+    mean_average_precision,
+    non_max_suppression,
+    pairwise_iou,
+    yolo_loss,
+)
 from dlkit.vision.dream import activation_norm, deep_dream, octave_shapes
 from dlkit.vision.segmentation import (
     build_fcn,
@@ -52,14 +63,6 @@ from dlkit.vision.visualize import (
     saliency_map,
     total_variation,
     unit_activation,
-)
-from dlkit.vision.yolo import (
-    YoloHead,
-    YoloLoss,
-    build_yolo,
-    decode_predictions,
-    encode_yolo_targets,
-    yolo_loss,
 )
 
 __all__ = [
