@@ -332,10 +332,9 @@ def build_fcn(
         Ronneberger, Fischer and Brox, "U-Net: Convolutional Networks for Biomedical Image
         Segmentation", MICCAI 2015 (https://arxiv.org/abs/1505.04597).
     """
-    for argument, value in (("num_classes", num_classes), ("filters", filters), ("depth", depth)):
-        check_int(argument, value)
-    if num_classes < 2:
-        raise ValueError(f"Expected `num_classes` >= 2. Received: num_classes={num_classes}")
+    check_int("num_classes", num_classes, 2)  # background and at least one object class
+    check_int("filters", filters)
+    check_int("depth", depth)
     input_shape = tuple(input_shape)
     stride = 2**depth
     if (
