@@ -13,7 +13,8 @@ import math
 import os
 import socket
 
-from dlkit.data.digits import _check_positive_int, _check_value_range
+from dlkit.data.digits import _check_value_range
+from dlkit.validation import check_choice, check_int, check_positive
 
 # Each entry: the tfds name, the shape of one image, the number of classes and the splits.
 # cycle_gan's "label" is its domain: 0 for A (horses), 1 for B (zebras).
@@ -177,16 +178,12 @@ def load(
     >>> print(images.shape, labels.shape)  # doctest: +SKIP
     (128, 32, 32, 3) (128,)
     """
-    if name not in DATASETS:
-        raise ValueError(f"Expected `name` to be one of {tuple(DATASETS)}. Received: name={name!r}")
+    check_choice("name", name, DATASETS)
     _check_split(name, split)
-    _check_positive_int("batch_size", batch_size)
+    check_int("batch_size", batch_size)
     low, high = _check_value_range(value_range)
     target_size = _image_size_pair(image_size)
-    if not connect_timeout > 0:
-        raise ValueError(
-            f"Expected `connect_timeout` > 0. Received: connect_timeout={connect_timeout!r}"
-        )
+    check_positive("connect_timeout", connect_timeout)
 
     # Imported here so that `import dlkit.data` stays cheap for digits and shapes.
     import tensorflow as tf

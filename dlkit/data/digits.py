@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlkit.validation import check_choice, check_int, check_number
+
 DIGITS_SHAPE = (8, 8, 1)
 NUM_DIGIT_CLASSES = 10
 
@@ -41,11 +43,6 @@ def _check_value_range(value_range: tuple[float, float]) -> tuple[float, float]:
             f"Expected `value_range` to satisfy low < high. Received: value_range={value_range!r}"
         )
     return low, high
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
 
 
 def digits(
@@ -137,15 +134,10 @@ def image_arrays(
     Returns:
         ``(images, labels)`` NumPy arrays, or a batched ``tf.data.Dataset`` with ``as_dataset``.
     """
-    if split not in _SPLITS:
-        raise ValueError(f"Expected `split` to be one of {_SPLITS}. Received: split={split!r}")
+    check_choice("split", split, _SPLITS)
     low, high = _check_value_range(value_range)
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(
-            f"Expected `test_fraction` in the open interval (0, 1). "
-            f"Received: test_fraction={test_fraction!r}"
-        )
-    _check_positive_int("batch_size", batch_size)
+    check_number("test_fraction", test_fraction, 0, 1, low_open=True, high_open=True)
+    check_int("batch_size", batch_size)
     labels = np.asarray(labels).astype(np.int32)
 
     if split != "all":

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlkit.validation import check_int, check_non_negative, check_unit_interval
+
 __all__ = [
     "karate_club",
     "split_nodes",
@@ -112,16 +114,12 @@ def stochastic_block_model(
         Holland, Laskey and Leinhardt, "Stochastic Blockmodels: First Steps", Social Networks
         5(2), 1983.
     """
-    _check_int("num_blocks", num_blocks, 1)
-    _check_int("num_nodes", num_nodes, num_blocks)
-    _check_int("num_features", num_features, 1)
-    for name, value in (("p_in", p_in), ("p_out", p_out)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"Expected `{name}` in [0, 1]. Received: {name}={value!r}")
-    if not feature_noise >= 0:
-        raise ValueError(
-            f"Expected `feature_noise` >= 0. Received: feature_noise={feature_noise!r}"
-        )
+    check_int("num_blocks", num_blocks, 1)
+    check_int("num_nodes", num_nodes, num_blocks)
+    check_int("num_features", num_features, 1)
+    check_unit_interval("p_in", p_in)
+    check_unit_interval("p_out", p_out)
+    check_non_negative("feature_noise", feature_noise)
     rng = np.random.default_rng(seed)
     labels = (np.arange(num_nodes) * num_blocks // num_nodes).astype(np.int32)  # sorted blocks
     same_block = labels[:, None] == labels[None, :]
@@ -162,7 +160,7 @@ def split_nodes(labels, num_per_class: int, seed: int = 0) -> tuple[np.ndarray, 
             "Expected `labels` to be a 1-D integer array. "
             f"Received: labels with shape {labels.shape} and dtype {labels.dtype}"
         )
-    _check_int("num_per_class", num_per_class, 1)
+    check_int("num_per_class", num_per_class, 1)
     rng = np.random.default_rng(seed)
     train_mask = np.zeros(labels.shape, dtype=bool)
     for label in np.unique(labels):
@@ -187,10 +185,3 @@ def _graph_dict(features, undirected_edges, labels) -> dict[str, np.ndarray]:
         "edges": edges.astype(np.int32),
         "labels": labels,
     }
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
-        )

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlkit.validation import check_choice, check_int, check_non_negative
+
 PAD_ID = 0
 START_ID = 1
 END_ID = 2
@@ -32,16 +34,9 @@ _CLASSIFICATION_TASKS = ("palindrome",)
 _MAX_ENUMERATED = 1_000_000
 
 
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
-        )
-
-
 def _check_lengths(min_length: int, max_length: int, minimum: int) -> None:
-    _check_int("min_length", min_length, minimum)
-    _check_int("max_length", max_length, minimum)
+    check_int("min_length", min_length, minimum)
+    check_int("max_length", max_length, minimum)
     if min_length > max_length:
         raise ValueError(
             "Expected `min_length` <= `max_length`. "
@@ -214,10 +209,9 @@ def digit_sequences(
     >>> print(source, tokens_to_text(source))
     [5 3 5 7 0 0] 2024
     """
-    if task not in _SEQUENCE_TASKS:
-        raise ValueError(f"Expected `task` to be one of {_SEQUENCE_TASKS}. Received: task={task!r}")
-    _check_int("num_train", num_train, 1)
-    _check_int("num_test", num_test, 1)
+    check_choice("task", task, _SEQUENCE_TASKS)
+    check_int("num_train", num_train, 1)
+    check_int("num_test", num_test, 1)
     _check_lengths(min_length, max_length, 1)
     lengths = list(range(min_length, max_length + 1))
     capacities = [_Family("any", length).capacity for length in lengths]
@@ -295,12 +289,9 @@ def digit_classification(
     >>> print(tokens.shape, labels.shape, labels.mean())
     (64, 8) (64,) 0.5
     """
-    if task not in _CLASSIFICATION_TASKS:
-        raise ValueError(
-            f"Expected `task` to be one of {_CLASSIFICATION_TASKS}. Received: task={task!r}"
-        )
-    _check_int("num_train", num_train, 1)
-    _check_int("num_test", num_test, 1)
+    check_choice("task", task, _CLASSIFICATION_TASKS)
+    check_int("num_train", num_train, 1)
+    check_int("num_test", num_test, 1)
     _check_lengths(min_length, max_length, 2)
     num_positive = {"train": num_train // 2, "test": num_test // 2}
     num_negative = {"train": num_train - num_train // 2, "test": num_test - num_test // 2}
@@ -391,11 +382,10 @@ def noisy_sine_windows(
     >>> print(x.shape, y.shape, x.dtype)
     (100, 16, 1) (100, 2) float32
     """
-    _check_int("num_windows", num_windows, 1)
-    _check_int("window", window, 1)
-    _check_int("horizon", horizon, 1)
-    if isinstance(noise, bool) or not isinstance(noise, int | float | np.floating) or noise < 0:
-        raise ValueError(f"Expected `noise` to be a number >= 0. Received: noise={noise!r}")
+    check_int("num_windows", num_windows, 1)
+    check_int("window", window, 1)
+    check_int("horizon", horizon, 1)
+    check_non_negative("noise", noise)
 
     rng = np.random.default_rng(seed)
     slow_period, fast_period = rng.uniform(16.0, 32.0), rng.uniform(4.0, 8.0)
@@ -474,7 +464,7 @@ def text_to_tokens(text: str, length: int) -> np.ndarray:
         raise ValueError(
             f"Expected `text` to be a string of the digits 0-9. Received: text={text!r}"
         )
-    _check_int("length", length, 1)
+    check_int("length", length, 1)
     if len(text) > length:
         raise ValueError(f"Expected `length` >= len(text) = {len(text)}. Received: length={length}")
     return _pad([np.array([int(character) for character in text], dtype=np.int64)], length)[0]

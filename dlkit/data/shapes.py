@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlkit.validation import check_int
+
 SHAPE_CLASSES = ("circle", "square", "triangle")
 
 # Rejection sampling: proposals per shape before giving up on it (the image keeps fewer shapes).
@@ -25,13 +27,6 @@ _MAX_PLACEMENT_ATTEMPTS = 100
 # Shape colours are bright, backgrounds dark, so that every shape stands out.
 _COLOUR_RANGE = (0.35, 1.0)
 _BACKGROUND_RANGE = (0.0, 0.15)
-
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
-        )
 
 
 def _place_boxes(rng, num_shapes, image_size, min_size, max_size):
@@ -101,15 +96,15 @@ def shapes(
     >>> print(data["images"].shape, data["masks"].shape, data["boxes"].shape)
     (4, 16, 16, 3) (4, 16, 16) (4, 2, 4)
     """
-    _check_int("num_images", num_images, 1)
-    _check_int("image_size", image_size, 4)
-    _check_int("max_shapes", max_shapes, 1)
+    check_int("num_images", num_images, 1)
+    check_int("image_size", image_size, 4)
+    check_int("max_shapes", max_shapes, 1)
     if min_size is None:
         min_size = max(2, image_size // 8)
-    _check_int("min_size", min_size, 2)
+    check_int("min_size", min_size, 2)
     if max_size is None:
         max_size = max(min_size, image_size // 2)
-    _check_int("max_size", max_size, 1)
+    check_int("max_size", max_size, 1)
     if min_size > image_size:
         raise ValueError(
             f"Expected `min_size` <= image_size={image_size}. Received: min_size={min_size}"

@@ -13,7 +13,7 @@ import os
 
 from dlkit.data import datasets as _datasets
 from dlkit.data.datasets import DatasetUnavailableError
-from dlkit.data.digits import _check_positive_int
+from dlkit.validation import check_choice, check_int
 
 # Each entry: the tfds name, the number of classes and the labelled splits. as_supervised gives
 # (text, label): the review for imdb_reviews, the description (not the title) for ag_news_subset.
@@ -118,22 +118,12 @@ def load_text(
     >>> print(token_ids.shape, labels.shape)  # doctest: +SKIP
     (32, 200) (32,)
     """
-    if name not in TEXT_DATASETS:
-        raise ValueError(
-            f"Expected `name` to be one of {tuple(TEXT_DATASETS)}. Received: name={name!r}"
-        )
+    check_choice("name", name, TEXT_DATASETS)
     _datasets._check_split(name, split, TEXT_DATASETS)
-    _check_positive_int("sequence_length", sequence_length)
-    if (
-        isinstance(vocabulary_size, bool)
-        or not isinstance(vocabulary_size, int)
-        or (vocabulary_size <= _NUM_RESERVED_IDS)
-    ):
-        raise ValueError(
-            "Expected `vocabulary_size` to be an integer >= 3 (padding, out-of-vocabulary and "
-            f"at least one word). Received: vocabulary_size={vocabulary_size!r}"
-        )
-    _check_positive_int("batch_size", batch_size)
+    check_int("sequence_length", sequence_length)
+    # Padding, out-of-vocabulary and at least one word.
+    check_int("vocabulary_size", vocabulary_size, _NUM_RESERVED_IDS + 1)
+    check_int("batch_size", batch_size)
     if vocabulary is not None:
         vocabulary = list(vocabulary)
         if not all(isinstance(word, str) for word in vocabulary) or not (

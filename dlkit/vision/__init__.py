@@ -10,8 +10,9 @@
 - inceptionism (§4.10): `deep_dream`, `octave_shapes`;
 - style transfer (§4.11): `gram_matrix`, `style_loss`, `content_loss`, `style_transfer`;
 - segmentation by convolutionalisation (§4.12): `convolutionalize`, `build_fcn`, `mean_iou`;
-- detection (§4.13): `iou`, `encode_yolo_targets`, `yolo_loss`, `decode_predictions`,
-  `non_max_suppression`, `build_yolo`, `mean_average_precision`.
+- detection (§4.13): boxes (`iou`, `non_max_suppression`), YOLO (`encode_yolo_targets`,
+  `yolo_loss`, `build_yolo`, `decode_predictions`) and its metric (`mean_average_precision`),
+  also importable together from `dlkit.vision.detection`.
 
 Gradients with respect to input images come from `dlkit.training.value_and_grad` (its
 `inputs` argument), the one place that holds backend autodiff.

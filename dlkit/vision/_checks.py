@@ -1,9 +1,15 @@
-"""Argument checks shared by the vision techniques: image batches and layer names."""
+"""Checks of the vision techniques' own arguments: image batches, layer names, boxes, value
+ranges.
+
+Scalar arguments (counts, step sizes, weights) are checked with `dlkit.validation`.
+"""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+
+from dlkit.validation import check_model
 
 
 def check_images(name: str, images, channels: int | None = None) -> np.ndarray:
@@ -35,8 +41,7 @@ def check_images(name: str, images, channels: int | None = None) -> np.ndarray:
 
 def find_layer(model: keras.Model, layer_name: str, name: str = "layer_name") -> keras.Layer:
     """The layer of `model` called `layer_name`, or a ValueError listing the names there are."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"Expected `model` to be a keras.Model. Received: model={model!r}")
+    check_model("model", model)
     for layer in model.layers:
         if layer.name == layer_name:
             return layer
@@ -47,32 +52,30 @@ def find_layer(model: keras.Model, layer_name: str, name: str = "layer_name") ->
     )
 
 
-def check_positive_int(name: str, value) -> int:
-    """`value` as an int >= 1, or a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
-    return int(value)
-
-
-def check_non_negative_int(name: str, value) -> int:
-    """`value` as an int >= 0, or a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError(f"Expected `{name}` to be an integer >= 0. Received: {name}={value!r}")
-    return int(value)
-
-
-def check_positive(name: str, value) -> float:
-    """`value` as a float > 0, or a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not value > 0:
-        raise ValueError(f"Expected `{name}` to be a number > 0. Received: {name}={value!r}")
-    return float(value)
-
-
-def check_non_negative(name: str, value) -> float:
-    """`value` as a float >= 0, or a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not value >= 0:
-        raise ValueError(f"Expected `{name}` to be a number >= 0. Received: {name}={value!r}")
-    return float(value)
+def check_boxes(name: str, boxes) -> np.ndarray:
+    """`boxes` as a float array (..., 4) of valid normalised boxes, or a ValueError."""
+    try:
+        array = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"Expected `{name}` to be an array of boxes (..., 4). Received: {name}={boxes!r}"
+        ) from error
+    if array.ndim < 1 or array.shape[-1] != 4:
+        raise ValueError(
+            f"Expected `{name}` to have shape (..., 4) (y_min, x_min, y_max, x_max). "
+            f"Received: {name} with shape {array.shape}"
+        )
+    flat = array.reshape(-1, 4)
+    bad = ~np.all(np.isfinite(flat), axis=-1)
+    bad |= np.any((flat < 0.0) | (flat > 1.0), axis=-1)
+    bad |= (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1])
+    if np.any(bad):
+        first = flat[np.argmax(bad)].tolist()
+        raise ValueError(
+            f"Expected `{name}` to hold boxes (y_min, x_min, y_max, x_max) inside [0, 1] with "
+            f"y_min <= y_max and x_min <= x_max. Received: {name} containing {first}"
+        )
+    return array
 
 
 def check_range(name: str, value_range) -> tuple[float, float]:

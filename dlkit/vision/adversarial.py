@@ -31,7 +31,8 @@ import keras
 import numpy as np
 
 from dlkit.training import value_and_grad
-from dlkit.vision._checks import check_images, check_positive, check_positive_int, check_range
+from dlkit.validation import check_int, check_positive
+from dlkit.vision._checks import check_images, check_range
 
 __all__ = ["attack_report", "evolutionary_attack", "fgsm", "iterative_attack"]
 
@@ -40,14 +41,6 @@ _PREDICT_BATCH = 4096
 
 
 # ----------------------------------------------------------------------------- argument checks
-
-
-def _check_epsilon(epsilon) -> float:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)):
-        raise ValueError(f"Expected `epsilon` to be a number. Received: epsilon={epsilon!r}")
-    if not 0.0 < float(epsilon) <= 1.0:
-        raise ValueError(f"Expected 0 < epsilon <= 1. Received: epsilon={epsilon!r}")
-    return float(epsilon)
 
 
 def _check_labels(name: str, labels, num_images: int) -> np.ndarray:
@@ -81,7 +74,7 @@ def _check_class_range(name: str, labels: np.ndarray, num_classes: int) -> None:
 def _prepare(images, labels, labels_name, epsilon, clip_range):
     images = check_images("images", images)
     labels = _check_labels(labels_name, labels, len(images))
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_positive("epsilon", epsilon, maximum=1)
     low, high = check_range("clip_range", clip_range)
     return images, labels, epsilon, (low, high)
 
@@ -253,7 +246,7 @@ def iterative_attack(
     """
     images, labels, epsilon, (low, high) = _prepare(images, labels, "labels", epsilon, clip_range)
     step_size = check_positive("step_size", step_size)
-    steps = check_positive_int("steps", steps)
+    steps = check_int("steps", steps)
     direction = -1.0 if targeted else 1.0
     adversarial = images.copy()
     if random_start:
@@ -362,13 +355,9 @@ def evolutionary_attack(
     images, targets, epsilon, (low, high) = _prepare(
         images, targets, "targets", epsilon, clip_range
     )
-    population = check_positive_int("population", population)
-    generations = check_positive_int("generations", generations)
-    square_fraction = check_positive("square_fraction", square_fraction)
-    if square_fraction > 1:
-        raise ValueError(
-            f"Expected `square_fraction` in (0, 1]. Received: square_fraction={square_fraction!r}"
-        )
+    population = check_int("population", population)
+    generations = check_int("generations", generations)
+    square_fraction = check_positive("square_fraction", square_fraction, maximum=1)
     rng = np.random.default_rng(seed)
     count, height, width, channels = images.shape
 

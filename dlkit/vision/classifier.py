@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from dlkit.data import DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits, mnist_sample
+from dlkit.validation import check_choice, check_shape
 
 __all__ = [
     "CLASSIFIER_ARCHITECTURES",
@@ -102,12 +103,7 @@ def build_dense_classifier(
         >>> [layer.name for layer in model.layers][1:]
         ['flatten', 'dense1', 'logits']
     """
-    units = tuple(hidden_units)
-    if not all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units):
-        raise ValueError(
-            "Expected `hidden_units` to be positive integers. "
-            f"Received: hidden_units={hidden_units!r}"
-        )
+    units = check_shape("hidden_units", hidden_units, minimum=1)
     inputs = keras.Input(tuple(input_shape), name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
     for index, width in enumerate(units, start=1):
@@ -143,10 +139,7 @@ def digit_images(
         >>> print(images.shape, labels.shape)
         (360, 8, 8, 1) (360,)
     """
-    if dataset not in DIGIT_DATASETS:
-        raise ValueError(
-            f"Expected `dataset` to be one of {DIGIT_DATASETS}. Received: dataset={dataset!r}"
-        )
+    check_choice("dataset", dataset, DIGIT_DATASETS)
     loader = digits if dataset == "digits" else mnist_sample
     return loader(split, seed=seed)
 
@@ -184,11 +177,7 @@ def train_digits_classifier(
         ValueError: for a `dataset` not in `DIGIT_DATASETS` or an `architecture` not in
             `CLASSIFIER_ARCHITECTURES`.
     """
-    if architecture not in CLASSIFIER_ARCHITECTURES:
-        raise ValueError(
-            f"Expected `architecture` to be one of {CLASSIFIER_ARCHITECTURES}. "
-            f"Received: architecture={architecture!r}"
-        )
+    check_choice("architecture", architecture, CLASSIFIER_ARCHITECTURES)
     keras.utils.set_random_seed(seed)
     x_train, y_train = digit_images(dataset, "train", seed)
     x_test, y_test = digit_images(dataset, "test", seed)

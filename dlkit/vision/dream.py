@@ -15,11 +15,9 @@ import numpy as np
 from keras import ops
 
 from dlkit.training import value_and_grad
+from dlkit.validation import check_int, check_non_negative, check_number, check_positive
 from dlkit.vision._checks import (
     check_images,
-    check_non_negative,
-    check_positive,
-    check_positive_int,
     check_range,
     find_layer,
 )
@@ -49,12 +47,8 @@ def octave_shapes(
         >>> octave_shapes((64, 48), octaves=3, octave_scale=2.0)
         [(16, 12), (32, 24), (64, 48)]
     """
-    octaves = check_positive_int("octaves", octaves)
-    octave_scale = check_positive("octave_scale", octave_scale)
-    if octave_scale <= 1:
-        raise ValueError(
-            f"Expected `octave_scale` to be a number > 1. Received: octave_scale={octave_scale!r}"
-        )
+    octaves = check_int("octaves", octaves)
+    octave_scale = check_number("octave_scale", octave_scale, 1, low_open=True)
     height, width = (int(size) for size in image_size)
     return [
         (
@@ -200,7 +194,7 @@ def deep_dream(
     """
     originals = check_images("image", image)
     names = _layer_names(layer_names)
-    steps_per_octave = check_positive_int("steps_per_octave", steps_per_octave)
+    steps_per_octave = check_int("steps_per_octave", steps_per_octave)
     step_size = check_positive("step_size", step_size)
     low, high = check_range("value_range", value_range)
     if layer_weights is None:

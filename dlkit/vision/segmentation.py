@@ -17,7 +17,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from dlkit.vision._checks import check_images, check_positive_int
+from dlkit.validation import check_int, check_positive
+from dlkit.vision._checks import check_images
 
 __all__ = [
     "build_fcn",
@@ -331,10 +332,9 @@ def build_fcn(
         Ronneberger, Fischer and Brox, "U-Net: Convolutional Networks for Biomedical Image
         Segmentation", MICCAI 2015 (https://arxiv.org/abs/1505.04597).
     """
-    for argument, value in (("num_classes", num_classes), ("filters", filters), ("depth", depth)):
-        check_positive_int(argument, value)
-    if num_classes < 2:
-        raise ValueError(f"Expected `num_classes` >= 2. Received: num_classes={num_classes}")
+    check_int("num_classes", num_classes, 2)  # background and at least one object class
+    check_int("filters", filters)
+    check_int("depth", depth)
     input_shape = tuple(input_shape)
     stride = 2**depth
     if (
@@ -447,10 +447,9 @@ def train_fcn(
     >>> print(len(history.history["loss"]))
     1
     """
-    check_positive_int("epochs", epochs)
-    check_positive_int("batch_size", batch_size)
-    if not learning_rate > 0:
-        raise ValueError(f"Expected `learning_rate` > 0. Received: learning_rate={learning_rate}")
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
+    check_positive("learning_rate", learning_rate)
     num_classes = _num_output_classes(model)
     images = check_images("images", images, channels=model.input.shape[-1])
     masks = _check_masks(masks, images, num_classes)
@@ -504,7 +503,7 @@ def predict_masks(model: keras.Model, images, batch_size: int = 64) -> np.ndarra
 
 
 def _class_maps(y_true, y_pred, num_classes):
-    check_positive_int("num_classes", num_classes)
+    check_int("num_classes", num_classes)
     y_true = np.asarray(keras.ops.convert_to_numpy(y_true))
     y_pred = np.asarray(keras.ops.convert_to_numpy(y_pred))
     if y_pred.ndim == y_true.ndim + 1:  # scores with a class axis

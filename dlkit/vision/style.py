@@ -22,6 +22,7 @@ import numpy as np
 from keras import ops
 
 from dlkit.training import value_and_grad
+from dlkit.validation import check_int, check_non_negative
 from dlkit.vision._checks import check_images, find_layer
 from dlkit.vision.visualize import total_variation
 
@@ -378,15 +379,10 @@ def style_transfer(
             f"Expected images with the {input_channels} channels of the model's input. "
             f"Received: content_image with shape {content_image.shape}"
         )
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"Expected `steps` to be an integer >= 1. Received: steps={steps!r}")
-    for name, value in (
-        ("content_weight", content_weight),
-        ("style_weight", style_weight),
-        ("tv_weight", tv_weight),
-    ):
-        if not value >= 0:
-            raise ValueError(f"Expected `{name}` >= 0. Received: {name}={value!r}")
+    check_int("steps", steps)
+    check_non_negative("content_weight", content_weight)
+    check_non_negative("style_weight", style_weight)
+    check_non_negative("tv_weight", tv_weight)
     features_model = style_feature_model(model, content_layers, style_layers)
     num_content = len(list(content_layers))
     layer_weights = _layer_weights(style_layer_weights, len(list(style_layers)))

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import keras
 
+from dlkit.validation import check_fraction, check_int, check_shape
 from dlkit.vision._checks import find_layer
 
 __all__ = ["freeze_up_to", "transfer_model", "unfreeze_from"]
@@ -178,18 +179,9 @@ def transfer_model(
         2014 (https://arxiv.org/abs/1411.1792).
     """
     layer = find_layer(base, layer_name)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(
-            f"Expected `num_classes` to be an integer >= 1. Received: num_classes={num_classes!r}"
-        )
-    head_units = tuple(head_units)
-    for units in head_units:
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(
-                f"Expected `head_units` to hold integers >= 1. Received: head_units={head_units!r}"
-            )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"Expected `dropout` in [0, 1). Received: dropout={dropout!r}")
+    check_int("num_classes", num_classes)
+    head_units = check_shape("head_units", head_units, minimum=1)
+    check_fraction("dropout", dropout)
     if isinstance(layer, keras.layers.InputLayer):
         raise ValueError(
             "Expected `layer_name` to name a layer after the input. "

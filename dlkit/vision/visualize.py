@@ -21,15 +21,8 @@ import numpy as np
 from keras import ops
 
 from dlkit.training import value_and_grad
-from dlkit.vision._checks import (
-    check_images,
-    check_non_negative,
-    check_non_negative_int,
-    check_positive,
-    check_positive_int,
-    check_range,
-    find_layer,
-)
+from dlkit.validation import check_int, check_model, check_non_negative, check_positive
+from dlkit.vision._checks import check_images, check_range, find_layer
 
 __all__ = [
     "activation_maximization",
@@ -333,11 +326,11 @@ def activation_maximization(
         Yosinski et al., "Understanding Neural Networks Through Deep Visualization", 2015
         (https://arxiv.org/abs/1506.06579).
     """
-    steps = check_positive_int("steps", steps)
+    steps = check_int("steps", steps)
     step_size = check_positive("step_size", step_size)
     l2_weight = check_non_negative("l2_weight", l2_weight)
     tv_weight = check_non_negative("tv_weight", tv_weight)
-    blur_every = check_non_negative_int("blur_every", blur_every)
+    blur_every = check_int("blur_every", blur_every, 0)
     blur_sigma = check_positive("blur_sigma", blur_sigma)
     low, high = check_range("value_range", value_range)
     feature_model = _feature_model(model, [layer_name])
@@ -466,7 +459,7 @@ def feature_inversion(
         CVPR 2015 (https://arxiv.org/abs/1412.0035).
     """
     originals = check_images("image", image)
-    steps = check_positive_int("steps", steps)
+    steps = check_int("steps", steps)
     step_size = check_positive("step_size", step_size)
     weight = check_non_negative("regularization_weight", regularization_weight)
     if regularization not in _REGULARIZERS:
@@ -595,7 +588,7 @@ def saliency_map(
         "SmoothGrad: removing noise by adding noise", 2017 (https://arxiv.org/abs/1706.03825).
     """
     images = check_images("images", images)
-    samples = check_non_negative_int("samples", samples)
+    samples = check_int("samples", samples, 0)
     noise = check_non_negative("noise", noise)
     selector, _ = _score_gradients(model, images, class_index)
     if samples == 0:
@@ -628,39 +621,38 @@ def _is_relu(activation) -> bool:
     return activation is keras.activations.relu or getattr(activation, "__name__", "") == "relu"
 
 
-class _GuidedReLUs:
-    """Within the `with` block, every ReLU of `model` has the guided gradient."""
+def _guided_layer(layer: keras.Layer) -> keras.Layer:
+    """A new layer built from `layer`'s config, with the guided gradient at its ReLU.
 
-    def __init__(self, model: keras.Model):
-        self.swapped = []
-        for layer in model._flatten_layers(include_self=False, recursive=True):
-            if isinstance(layer, keras.layers.ReLU):
-                default = (
-                    layer.max_value is None
-                    and float(layer.negative_slope) == 0.0
-                    and float(layer.threshold) == 0.0
-                )
-                if not default:
-                    raise ValueError(
-                        "Expected ReLU layers without max_value, negative_slope or threshold "
-                        f"for guided backpropagation. Received: layer {layer.name!r}"
-                    )
-                self.swapped.append((layer, "call", None))
-            elif _is_relu(getattr(layer, "activation", None)):
-                self.swapped.append((layer, "activation", layer.activation))
+    The `clone_function` of `keras.models.clone_model`: a `keras.layers.ReLU` becomes an
+    `Activation` layer of the guided ReLU; a layer whose activation is ReLU (Dense, Conv,
+    Activation) is rebuilt with the guided ReLU as its activation; any other layer is rebuilt
+    as it is, as `clone_model` does by default.
+    """
+    if isinstance(layer, keras.layers.ReLU):
+        default = (
+            layer.max_value is None
+            and float(layer.negative_slope) == 0.0
+            and float(layer.threshold) == 0.0
+        )
+        if not default:
+            raise ValueError(
+                "Expected ReLU layers without max_value, negative_slope or threshold "
+                f"for guided backpropagation. Received: layer {layer.name!r}"
+            )
+        return keras.layers.Activation(_guided_relu, name=layer.name)
+    config = layer.get_config()
+    if _is_relu(getattr(layer, "activation", None)):
+        config["activation"] = _guided_relu
+    return layer.__class__.from_config(config)
 
-    def __enter__(self):
-        for layer, attribute, _ in self.swapped:
-            # An instance attribute shadows the class's `call` and the layer's activation.
-            object.__setattr__(layer, attribute, _guided_relu)
-        return self
 
-    def __exit__(self, *exc_info):
-        for layer, attribute, original in self.swapped:
-            if attribute == "call":
-                object.__delattr__(layer, "call")
-            else:
-                object.__setattr__(layer, attribute, original)
+def _guided_model(model: keras.Model) -> keras.Model:
+    """A copy of `model`, with its weights, whose ReLUs pass back only positive signals."""
+    check_model("model", model)
+    guided = keras.models.clone_model(model, clone_function=_guided_layer, recursive=True)
+    guided.set_weights(model.get_weights())
+    return guided
 
 
 def guided_backpropagation(model: keras.Model, images, class_index=None) -> np.ndarray:
@@ -671,9 +663,12 @@ def guided_backpropagation(model: keras.Model, images, class_index=None) -> np.n
     the unit was active in the forward pass (as for the ordinary gradient) and where the signal
     itself is positive (as in the deconvolution network of notes §4.8, which reverses the
     network from a feature map back to image space). Only features that increase the score
-    survive, which gives sharp, edge-like pictures of what the network looked at. The forward
-    pass is unchanged; the model's ReLU activations (of Dense/Conv/Activation layers and
-    `keras.layers.ReLU` layers) are swapped for the guided version for the duration of the call.
+    survive, which gives sharp, edge-like pictures of what the network looked at. The gradient
+    is taken through a copy of the model rebuilt from its layers' configs, with the model's
+    weights, in which every ReLU (the activation of a Dense, Conv or Activation layer, or a
+    `keras.layers.ReLU` layer, in nested models too) is the guided one; the forward pass is
+    the same and the model itself is left untouched. ReLUs inside a custom layer keep the
+    plain gradient.
 
     Equation:
 
@@ -681,7 +676,8 @@ def guided_backpropagation(model: keras.Model, images, class_index=None) -> np.n
         backward: ∂S/∂x = ∂S/∂y · [x > 0] · [∂S/∂y > 0]
 
     Args:
-        model: a Keras model from images to class scores (logits) using ReLU activations.
+        model: a functional or Sequential Keras model from images to class scores (logits)
+            using ReLU activations.
         images: a batch (N, H, W, C).
         class_index: the class of each map: None for the predicted class, an integer for all
             images, or a sequence of N integers. Defaults to None.
@@ -703,5 +699,4 @@ def guided_backpropagation(model: keras.Model, images, class_index=None) -> np.n
     """
     images = check_images("images", images)
     selector, _ = _score_gradients(model, images, class_index)
-    with _GuidedReLUs(model):
-        return _input_gradient(model, images, selector).astype("float32")
+    return _input_gradient(_guided_model(model), images, selector).astype("float32")

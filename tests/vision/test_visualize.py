@@ -94,9 +94,19 @@ def test_saliency_of_a_linear_model_is_the_weight_magnitude():
     np.testing.assert_allclose(smooth, np.repeat(expected[1:2], 3, axis=0), rtol=1e-5)
 
 
-def test_guided_backpropagation_matches_the_hand_derived_gradient():
+@pytest.mark.parametrize("relu", ["dense_activation", "relu_layer", "activation_layer"])
+def test_guided_backpropagation_matches_the_hand_derived_gradient(relu):
+    # The ReLU as the hidden layer's activation, or as a ReLU or Activation layer after it.
     inputs = keras.Input((2, 2, 1))
-    hidden = keras.layers.Dense(6, activation="relu", name="hidden")(keras.layers.Flatten()(inputs))
+    flat = keras.layers.Flatten()(inputs)
+    if relu == "dense_activation":
+        hidden = keras.layers.Dense(6, activation="relu", name="hidden")(flat)
+    else:
+        hidden = keras.layers.Dense(6, name="hidden")(flat)
+        if relu == "relu_layer":
+            hidden = keras.layers.ReLU()(hidden)
+        else:
+            hidden = keras.layers.Activation("relu")(hidden)
     model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(hidden))
     rng = np.random.default_rng(4)
     w1, b1 = rng.normal(size=(4, 6)).astype("f"), rng.normal(size=6).astype("f")
@@ -114,7 +124,49 @@ def test_guided_backpropagation_matches_the_hand_derived_gradient():
         saliency_map(model, images, class_index=1), np.abs(plain).reshape(2, 2, 2), rtol=1e-5
     )
     # The model's own gradients are back to normal afterwards.
-    assert model.get_layer("hidden").activation is keras.activations.relu
+    if relu == "dense_activation":
+        assert model.get_layer("hidden").activation is keras.activations.relu
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def test_guided_backpropagation_leaves_the_model_unchanged():
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.Conv2D(2, 3, padding="same", name="conv_linear")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    head = keras.Sequential(
+        [keras.Input((32,)), keras.layers.Dense(5, activation="relu"), keras.layers.Dense(3)],
+        name="head",
+    )
+    model = keras.Model(inputs, head(x))
+    images = np.random.default_rng(6).normal(size=(3, 4, 4, 1)).astype("float32")
+    outputs_before = keras.ops.convert_to_numpy(model(images))
+    weights_before = model.get_weights()
+    layers_before = [(layer, type(layer), layer.name) for layer in _all_layers(model)]
+    activations_before = [getattr(layer, "activation", None) for layer, _, _ in layers_before]
+
+    guided = guided_backpropagation(model, images, class_index=2)
+    plain = saliency_map(model, images, class_index=2)
+    assert guided.shape == (3, 4, 4, 1) and np.all(np.isfinite(guided))
+    assert not np.allclose(np.abs(guided[..., 0]), plain)  # the guided gradient differs
+
+    assert [(layer, type(layer), layer.name) for layer in _all_layers(model)] == layers_before
+    for (layer, _, _), activation in zip(layers_before, activations_before, strict=True):
+        assert "call" not in vars(layer)  # no instance attribute shadows the class's call
+        assert getattr(layer, "activation", None) is activation
+    for before, after in zip(weights_before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(images)), outputs_before)
+    # A second call gives the same map: nothing of the first one stayed behind.
+    np.testing.assert_array_equal(guided_backpropagation(model, images, class_index=2), guided)
 
 
 def test_bad_inputs_are_rejected(model, digits_batch):
