@@ -26,6 +26,7 @@ __all__ = [
     "check_non_negative",
     "check_number",
     "check_positive",
+    "check_range",
     "check_shape",
     "check_type",
     "check_unit_interval",
@@ -137,6 +138,24 @@ def check_unit_interval(name: str, value: object) -> float:
 def check_fraction(name: str, value: object) -> float:
     """`value` as a float in [0, 1) (a dropout rate, a smoothing weight), or a ValueError."""
     return check_number(name, value, 0, 1, high_open=True)
+
+
+def check_range(name: str, value: object) -> tuple[float, float]:
+    """`value` as a pair (low, high) of finite floats with low < high, or a ValueError.
+
+    >>> check_range("value_range", (-1, 1))
+    (-1.0, 1.0)
+    """
+    try:
+        low, high = (float(bound) for bound in value)
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not (abs(low) < float("inf") and abs(high) < float("inf") and low < high):
+        raise ValueError(
+            f"Expected `{name}` to be a pair (low, high) of finite numbers with low < high. "
+            f"{_received(name, value)}"
+        )
+    return low, high
 
 
 def check_choice(name: str, value: object, choices: Iterable) -> object:

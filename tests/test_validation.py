@@ -91,3 +91,10 @@ def test_check_model():
         validation.check_model("network", keras.layers.Dense(2))
     with pytest.raises(ValueError, match="built model"):
         validation.check_model("network", keras.Sequential([keras.layers.Dense(2)]), built=True)
+
+
+def test_check_range():
+    assert validation.check_range("value_range", (-1, np.float32(1))) == (-1.0, 1.0)
+    for bad in ((1, 1), (2, 1), (0, float("inf")), (0,), "ab", None, (0, "x")):
+        with pytest.raises(ValueError, match=r"Expected `value_range` to be a pair \(low, high\)"):
+            validation.check_range("value_range", bad)

@@ -13,8 +13,7 @@ import math
 import os
 import socket
 
-from dlkit.data.digits import _check_value_range
-from dlkit.validation import check_choice, check_int, check_positive
+from dlkit.validation import check_choice, check_int, check_positive, check_range
 
 # Each entry: the tfds name, the shape of one image, the number of classes and the splits.
 # cycle_gan's "label" is its domain: 0 for A (horses), 1 for B (zebras).
@@ -181,7 +180,7 @@ def load(
     check_choice("name", name, DATASETS)
     _check_split(name, split)
     check_int("batch_size", batch_size)
-    low, high = _check_value_range(value_range)
+    low, high = check_range("value_range", value_range)
     target_size = _image_size_pair(image_size)
     check_positive("connect_timeout", connect_timeout)
 

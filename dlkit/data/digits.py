@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlkit.validation import check_choice, check_int, check_number
+from dlkit.validation import check_choice, check_int, check_number, check_range
 
 DIGITS_SHAPE = (8, 8, 1)
 NUM_DIGIT_CLASSES = 10
@@ -18,31 +18,6 @@ NUM_DIGIT_CLASSES = 10
 # 32×32 bitmap, so values are integers in 0..16.
 _MAX_PIXEL_VALUE = 16.0
 _SPLITS = ("train", "test", "all")
-
-
-def _check_value_range(value_range: tuple[float, float]) -> tuple[float, float]:
-    """Validates an image value range ``(low, high)`` and returns it as two floats.
-
-    Shared by the loaders of ``dlkit.data``.
-
-    Args:
-        value_range: pair of numbers with ``low < high``, e.g. ``(0.0, 1.0)`` or ``(-1.0, 1.0)``.
-
-    Returns:
-        ``(low, high)`` as Python floats.
-    """
-    try:
-        low, high = (float(value) for value in value_range)
-    except (TypeError, ValueError):
-        raise ValueError(
-            "Expected `value_range` to be a pair of numbers (low, high). "
-            f"Received: value_range={value_range!r}"
-        ) from None
-    if not low < high:
-        raise ValueError(
-            f"Expected `value_range` to satisfy low < high. Received: value_range={value_range!r}"
-        )
-    return low, high
 
 
 def digits(
@@ -135,7 +110,7 @@ def image_arrays(
         ``(images, labels)`` NumPy arrays, or a batched ``tf.data.Dataset`` with ``as_dataset``.
     """
     check_choice("split", split, _SPLITS)
-    low, high = _check_value_range(value_range)
+    low, high = check_range("value_range", value_range)
     check_number("test_fraction", test_fraction, 0, 1, low_open=True, high_open=True)
     check_int("batch_size", batch_size)
     labels = np.asarray(labels).astype(np.int32)

@@ -76,20 +76,3 @@ def check_boxes(name: str, boxes) -> np.ndarray:
             f"y_min <= y_max and x_min <= x_max. Received: {name} containing {first}"
         )
     return array
-
-
-def check_range(name: str, value_range) -> tuple[float, float]:
-    """A pair (low, high) of finite numbers with low < high, or a ValueError naming `name`."""
-    try:
-        low, high = (float(value) for value in value_range)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            f"Expected `{name}` to be a pair (low, high) of numbers. "
-            f"Received: {name}={value_range!r}"
-        ) from error
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(
-            f"Expected `{name}` (low, high) with finite low < high. "
-            f"Received: {name}={value_range!r}"
-        )
-    return low, high

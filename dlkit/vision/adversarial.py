@@ -31,8 +31,8 @@ import keras
 import numpy as np
 
 from dlkit.training import value_and_grad
-from dlkit.validation import check_int, check_positive
-from dlkit.vision._checks import check_images, check_range
+from dlkit.validation import check_int, check_positive, check_range
+from dlkit.vision._checks import check_images
 
 __all__ = ["attack_report", "evolutionary_attack", "fgsm", "iterative_attack"]
 

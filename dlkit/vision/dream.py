@@ -15,10 +15,15 @@ import numpy as np
 from keras import ops
 
 from dlkit.training import value_and_grad
-from dlkit.validation import check_int, check_non_negative, check_number, check_positive
+from dlkit.validation import (
+    check_int,
+    check_non_negative,
+    check_number,
+    check_positive,
+    check_range,
+)
 from dlkit.vision._checks import (
     check_images,
-    check_range,
     find_layer,
 )
 from dlkit.vision.visualize import _call_features

@@ -21,8 +21,8 @@ import numpy as np
 from keras import ops
 
 from dlkit.training import value_and_grad
-from dlkit.validation import check_int, check_model, check_non_negative, check_positive
-from dlkit.vision._checks import check_images, check_range, find_layer
+from dlkit.validation import check_int, check_model, check_non_negative, check_positive, check_range
+from dlkit.vision._checks import check_images, find_layer
 
 __all__ = [
     "activation_maximization",
