@@ -14,6 +14,7 @@ input gradients come from `dlkit.training.value_and_grad`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import keras
@@ -647,11 +648,23 @@ def _guided_layer(layer: keras.Layer) -> keras.Layer:
     return layer.__class__.from_config(config)
 
 
+# The guided copy of each model, built once: rebuilding it costs more than the gradient.
+_GUIDED_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _guided_model(model: keras.Model) -> keras.Model:
-    """A copy of `model`, with its weights, whose ReLUs pass back only positive signals."""
+    """A copy of `model`, with its current weights, whose ReLUs pass back only positive signals.
+
+    The copy is built on the first call for `model` and kept; each call gives it the model's
+    current weights, so training the model between calls is seen.
+    """
     check_model("model", model)
-    guided = keras.models.clone_model(model, clone_function=_guided_layer, recursive=True)
-    guided.set_weights(model.get_weights())
+    guided = _GUIDED_MODELS.get(model)
+    if guided is None:
+        guided = keras.models.clone_model(model, clone_function=_guided_layer, recursive=True)
+        _GUIDED_MODELS[model] = guided
+    for target, source in zip(guided.weights, model.weights, strict=True):
+        target.assign(source.value)
     return guided
 
 

@@ -188,3 +188,18 @@ def test_bad_inputs_are_rejected(model, digits_batch):
         saliency_map(model, digits_batch, class_index=10)
     with pytest.raises(ValueError, match=r"value_range"):
         activation_maximization(model, "logits", 0, steps=1, value_range=(1, 0))
+
+
+def test_guided_backpropagation_follows_the_weights_of_a_model_trained_between_calls():
+    keras.utils.set_random_seed(0)
+    model = build_cnn_classifier()
+    images = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype("float32")
+    before = guided_backpropagation(model, images, class_index=1)
+    new_weights = [2.0 * w + 0.01 for w in model.get_weights()]
+    model.set_weights(new_weights)
+    after = guided_backpropagation(model, images, class_index=1)
+    twin = build_cnn_classifier()
+    twin.set_weights(new_weights)
+    expected = guided_backpropagation(twin, images, class_index=1)
+    np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after, before)
