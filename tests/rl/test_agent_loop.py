@@ -12,7 +12,7 @@ import dlkit.rl
 from dlkit.layers import NoisyDense
 from dlkit.rl import DQN, PPO, GreedyAction, as_vector_env, build_q_network, make_vector_env
 from dlkit.rl.agent import evaluate_vector
-from dlkit.rl.buffers import _rng_from_json
+from dlkit.rl.saving import generator_from_json
 from dlkit.training import compile_inference
 
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
@@ -132,7 +132,7 @@ def snapshot(agent):
         "rng": agent._rng.bit_generator.state,
     }
     if getattr(agent, "buffer", None) is not None:
-        state["buffer"] = {k: np.array(v, copy=True) for k, v in agent.buffer._state().items()}
+        state["buffer"] = {k: np.array(v, copy=True) for k, v in agent.buffer.state().items()}
         state["buffer_rng"] = agent.buffer._rng.bit_generator.state
     if getattr(agent, "rollout", None) is not None:
         state["rollout_rng"] = agent.rollout._rng.bit_generator.state
@@ -495,7 +495,7 @@ def check_checkpoint_file(path, recorded, class_name):
         count = sum(key.startswith("variable/") for key in saved.files)
         stored = [saved[f"variable/{index}"] for index in range(count)]
         assert_same_arrays(stored, recorded["variables"] + recorded["optimizer"])
-        assert _rng_from_json(str(saved["rng_state"])).bit_generator.state == recorded["rng"]
+        assert generator_from_json(str(saved["rng_state"])).bit_generator.state == recorded["rng"]
 
 
 def test_dqn_resumes_its_checkpoint_exactly(tmp_path):
