@@ -12,7 +12,7 @@ import dlkit.rl
 from dlkit.layers import NoisyDense
 from dlkit.rl import DQN, PPO, GreedyAction, as_vector_env, build_q_network, make_vector_env
 from dlkit.rl.agent import evaluate_vector
-from dlkit.rl.saving import generator_from_json
+from dlkit.rl.saving import generator_from_json, generator_to_json
 from dlkit.training import compile_inference
 
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
@@ -773,3 +773,26 @@ def test_compile_inference_training_draws_new_noise():
     assert not np.allclose(first, mean(inputs))
     # The mean weights draw no noise.
     np.testing.assert_array_equal(numpy_values([layer.seed_generator.state])[0], advanced)
+
+
+@pytest.mark.parametrize("kind", ["dqn", "ppo"])
+def test_checkpoints_of_the_layout_before_buffer_state_still_load(tmp_path, kind):
+    env = make_vector_env("CartPole-v1", 2)
+    agent = make_dqn() if kind == "dqn" else make_ppo(env)
+    agent.learn(env, 100, verbose=0, checkpoint_dir=str(tmp_path))
+    with np.load(tmp_path / "checkpoint.npz") as saved:
+        arrays = dict(saved)
+    # That layout kept only the buffer's generator apart, as `buffer_rng` or `rollout_rng`.
+    if kind == "dqn":
+        arrays["extra/buffer_rng"] = arrays.pop("extra/buffer/rng_state")
+    else:
+        arrays = {key: value for key, value in arrays.items() if "/rollout/" not in key}
+        arrays["extra/rollout_rng"] = np.array(generator_to_json(agent.rollout._rng))
+    np.savez(tmp_path / "legacy.npz", **arrays)
+    restored = make_dqn() if kind == "dqn" else make_ppo(env)
+    restored.load_checkpoint(tmp_path / "legacy.npz", env)
+    buffer, expected = (
+        (restored.buffer, agent.buffer) if kind == "dqn" else (restored.rollout, agent.rollout)
+    )
+    assert buffer._rng.bit_generator.state == expected._rng.bit_generator.state
+    assert restored.num_timesteps == agent.num_timesteps >= 100
