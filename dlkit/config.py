@@ -57,6 +57,16 @@ def config_fields(config_cls: type) -> list[FieldInfo]:
 
 
 def _field_docstrings(config_cls: type) -> dict[str, str]:
+    # A Config that extends another dataclass (an agent's config) inherits its fields' docs;
+    # a field redeclared without a docstring (a new default) keeps the inherited one.
+    docs: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):
+        if dataclasses.is_dataclass(cls):
+            docs.update(_own_field_docstrings(cls))
+    return docs
+
+
+def _own_field_docstrings(config_cls: type) -> dict[str, str]:
     # Dataclass field docstrings are not kept at run time; read them from the class source.
     try:
         source = textwrap.dedent(inspect.getsource(config_cls))

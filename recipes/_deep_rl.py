@@ -1,6 +1,8 @@
 """Shared by the deep-RL recipes: the resumable training run, its artefacts and the policy export.
 
-A recipe gives its ``Config`` and a function building the agent for a vector environment;
+A recipe's ``Config`` extends ``RunConfig`` (the run's settings) and its agent's config (the
+hyperparameters, `dlkit.rl.PPOConfig` ...), so the agent is built with ``config=config``. The
+recipe gives that ``Config`` and a function building the agent for a vector environment;
 ``run`` does the rest. It trains on ``config.num_envs`` copies of ``config.env_id`` with
 ``agent.learn``, evaluating the deterministic policy every ``eval_interval`` steps on
 ``eval_episodes`` copies, and writes to ``output_dir``:
@@ -27,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -36,12 +38,13 @@ import numpy as np
 from dlkit.plotting import plot_episode_returns
 from dlkit.recipes._recipe import check_config, export_for_serving, write_metrics
 from dlkit.rl import make_vector_env
+from dlkit.validation import check_int, check_shape
 
 # Episodes in the moving average of returns.png.
 AVERAGE_WINDOW = 100
 # Steps of the evaluation episodes whose observations check the exported policy.
 PARITY_STEPS = 16
-# Fields every deep-RL Config has that must be > 0.
+# Fields of `RunConfig` that must be integers >= 1.
 POSITIVE_FIELDS = (
     "num_envs",
     "total_timesteps",
@@ -51,28 +54,65 @@ POSITIVE_FIELDS = (
 )
 
 
-def check_rl_config(config, positive=(), non_negative=(), unit_interval=()) -> None:
-    """Raises ValueError unless `config` names a registered environment, its export format is
-    known, its usual fields and the `positive` ones are > 0, the `non_negative` ones >= 0 and
-    the `unit_interval` ones in [0, 1]."""
-    import gymnasium as gym
+@dataclass
+class RunConfig:
+    """The settings of a deep-RL recipe's run, shared by every deep-RL recipe.
 
-    check_config(config, positive=(*POSITIVE_FIELDS, *positive), non_negative=non_negative)
-    for name in unit_interval:
-        if not 0.0 <= getattr(config, name) <= 1.0:
+    A recipe's ``Config`` extends it and its agent's config, this class first:
+    ``class Config(RunConfig, PPOConfig)``. The agent's fields, their defaults and their docs
+    then come from the agent's config (a recipe redeclares only the defaults it changes), and
+    ``__post_init__`` checks the agent's fields, then the run's.
+    """
+
+    env_id: str = "CartPole-v1"
+    """Gymnasium environment: discrete actions for DQN; discrete ones or a one-dimensional Box
+    (a Gaussian policy) for REINFORCE, A2C and PPO."""
+    num_envs: int = 1
+    """Copies of the environment stepped together."""
+    total_timesteps: int = 100_000
+    """Environment steps of training in all, summed over copies (a resumed run counts the
+    checkpoint's steps)."""
+    hidden_units: tuple[int, ...] = (64, 64)
+    """Widths of the hidden layers of each network (ReLU in a Q-network, tanh in an actor and
+    a critic)."""
+    stop_at_solved: bool = True
+    """End the run at the first evaluation whose mean return reaches the environment's
+    threshold (475 for CartPole-v1; none for Pendulum-v1)."""
+    seed: int = 0
+    """Seed of the weights, the agent's random draws and the environments' resets."""
+    eval_interval: int = 5_000
+    """Environment steps between evaluations of the deterministic (greedy) policy."""
+    eval_episodes: int = 10
+    """Episodes of each evaluation and of the final one (played by as many copies)."""
+    checkpoint_interval: int = 10_000
+    """Environment steps between checkpoints (output_dir/checkpoint.npz)."""
+    export: str = "saved_model"
+    """Serving export of the deterministic policy (observations → actions): saved_model, onnx
+    or none."""
+    output_dir: str = "runs"
+    """Folder for the agent, figures, metrics, export and the resumable checkpoint."""
+    verbose: int = 1
+    """1: a progress bar with the mean return, steps per second, DQN's ε and the evaluations;
+    0: silent."""
+
+    def __post_init__(self) -> None:
+        import gymnasium as gym
+
+        super().__post_init__()  # the agent's config checks its fields
+        for name in POSITIVE_FIELDS:
+            setattr(self, name, check_int(name, getattr(self, name)))
+        check_config(self)  # `export`
+        self.hidden_units = check_shape("hidden_units", self.hidden_units, minimum=1)
+        if not self.hidden_units:
             raise ValueError(
-                f"Expected {name} in [0, 1]. Received: {name}={getattr(config, name)!r}"
+                "Expected `hidden_units` to be one or more layer widths >= 1. "
+                f"Received: hidden_units={self.hidden_units!r}"
             )
-    if not config.hidden_units or min(config.hidden_units) < 1:
-        raise ValueError(
-            "Expected hidden_units to be one or more layer widths >= 1. "
-            f"Received: hidden_units={config.hidden_units!r}"
-        )
-    if config.env_id not in gym.registry:
-        raise ValueError(
-            "Expected `env_id` to be a registered gymnasium environment. "
-            f"Received: env_id={config.env_id!r}"
-        )
+        if self.env_id not in gym.registry:
+            raise ValueError(
+                "Expected `env_id` to be a registered gymnasium environment. "
+                f"Received: env_id={self.env_id!r}"
+            )
 
 
 def solve_threshold(env_id: str) -> float | None:

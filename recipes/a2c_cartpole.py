@@ -23,77 +23,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlkit.recipes._deep_rl import check_rl_config, run
-from dlkit.rl import A2C
+from dlkit.recipes._deep_rl import RunConfig, run
+from dlkit.rl import A2C, A2CConfig
 
 
 @dataclass
-class Config:
-    env_id: str = "CartPole-v1"
-    """Gymnasium environment with discrete actions (or a Box of actions: a Gaussian policy)."""
-    num_envs: int = 8
-    """Copies of the environment stepped together."""
-    total_timesteps: int = 100_000
-    """Environment steps of training in all, summed over copies (a resumed run counts the
-    checkpoint's steps)."""
-    n_steps: int = 5
-    """Steps per copy per rollout (one gradient step each)."""
-    learning_rate: float = 7e-4
-    """RMSprop's step size."""
-    gamma: float = 0.99
-    """Discount factor γ."""
-    gae_lambda: float = 1.0
-    """λ of the advantage estimates; 1 gives A3C's n-step returns."""
-    value_coefficient: float = 0.5
-    """Weight of the critic's squared error in the loss."""
-    entropy_coefficient: float = 0.0
-    """Weight of the entropy bonus."""
-    hidden_units: tuple[int, ...] = (64, 64)
-    """Widths of the hidden tanh layers of the actor and of the critic."""
-    stop_at_solved: bool = True
-    """End the run at the first evaluation whose mean return reaches the environment's
-    threshold (475 for CartPole-v1)."""
-    seed: int = 0
-    """Seed of the weights, action sampling and the environments' resets."""
-    eval_interval: int = 5_000
-    """Environment steps between evaluations of the deterministic policy."""
-    eval_episodes: int = 10
-    """Episodes of each evaluation and of the final one (played by as many copies)."""
-    checkpoint_interval: int = 10_000
-    """Environment steps between checkpoints (output_dir/checkpoint.npz)."""
-    export: str = "saved_model"
-    """Serving export of the policy (observations → actions): saved_model, onnx or none."""
-    output_dir: str = "runs/a2c_cartpole"
-    """Folder for the agent, figures, metrics, export and the resumable checkpoint."""
-    verbose: int = 1
-    """1: a progress bar with the mean return, steps per second and evaluations; 0: silent."""
+class Config(RunConfig, A2CConfig):
+    """The run's settings (`RunConfig`) and A2C's hyperparameters
+    (`dlkit.rl.A2CConfig`), with the defaults of this recipe."""
 
-    def __post_init__(self) -> None:
-        check_rl_config(
-            self,
-            positive=("n_steps", "learning_rate"),
-            non_negative=("value_coefficient", "entropy_coefficient"),
-            unit_interval=("gamma", "gae_lambda"),
-        )
+    num_envs: int = 8
+    output_dir: str = "runs/a2c_cartpole"
 
 
 def main(config: Config) -> dict:
     """Trains (or resumes) A2C, evaluates its deterministic policy and writes the artefacts."""
-
-    def build_agent(env):
-        return A2C.from_env(
-            env,
-            hidden_units=config.hidden_units,
-            learning_rate=config.learning_rate,
-            n_steps=config.n_steps,
-            gamma=config.gamma,
-            gae_lambda=config.gae_lambda,
-            value_coefficient=config.value_coefficient,
-            entropy_coefficient=config.entropy_coefficient,
-            seed=config.seed,
-        )
-
-    return run(config, build_agent)
+    return run(config, lambda env: A2C.from_env(env, config.hidden_units, config=config))
 
 
 if __name__ == "__main__":

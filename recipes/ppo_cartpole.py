@@ -25,86 +25,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlkit.recipes._deep_rl import check_rl_config, run
-from dlkit.rl import PPO
+from dlkit.recipes._deep_rl import RunConfig, run
+from dlkit.rl import PPO, PPOConfig
 
 
 @dataclass
-class Config:
-    env_id: str = "CartPole-v1"
-    """Gymnasium environment with discrete actions (or a Box of actions: a Gaussian policy)."""
-    num_envs: int = 8
-    """Copies of the environment stepped together."""
-    total_timesteps: int = 100_000
-    """Environment steps of training in all, summed over copies (a resumed run counts the
-    checkpoint's steps)."""
-    n_steps: int = 32
-    """Steps per copy per rollout."""
-    batch_size: int = 256
-    """Transitions per minibatch."""
-    epochs: int = 20
-    """Passes over each rollout."""
-    learning_rate: float = 3e-3
-    """Adam's (initial) step size."""
-    gamma: float = 0.99
-    """Discount factor γ."""
-    gae_lambda: float = 0.95
-    """λ of the generalized advantage estimates."""
-    clip_epsilon: float = 0.2
-    """(Initial) clip range ε of the probability ratio."""
-    entropy_coefficient: float = 0.0
-    """Weight of the entropy bonus."""
-    anneal: bool = True
-    """Decay the learning rate and the clip range linearly to 0 over the run."""
-    hidden_units: tuple[int, ...] = (64, 64)
-    """Widths of the hidden tanh layers of the actor and of the critic."""
-    stop_at_solved: bool = True
-    """End the run at the first evaluation whose mean return reaches the environment's
-    threshold (475 for CartPole-v1)."""
-    seed: int = 0
-    """Seed of the weights, action sampling, minibatches and the environments' resets."""
-    eval_interval: int = 5_000
-    """Environment steps between evaluations of the deterministic policy."""
-    eval_episodes: int = 10
-    """Episodes of each evaluation and of the final one (played by as many copies)."""
-    checkpoint_interval: int = 10_000
-    """Environment steps between checkpoints (output_dir/checkpoint.npz)."""
-    export: str = "saved_model"
-    """Serving export of the policy (observations → actions): saved_model, onnx or none."""
-    output_dir: str = "runs/ppo_cartpole"
-    """Folder for the agent, figures, metrics, export and the resumable checkpoint."""
-    verbose: int = 1
-    """1: a progress bar with the mean return, steps per second and evaluations; 0: silent."""
+class Config(RunConfig, PPOConfig):
+    """The run's settings (`RunConfig`) and PPO's hyperparameters (`dlkit.rl.PPOConfig`), with
+    the defaults of this recipe."""
 
-    def __post_init__(self) -> None:
-        check_rl_config(
-            self,
-            positive=("n_steps", "batch_size", "epochs", "learning_rate", "clip_epsilon"),
-            non_negative=("entropy_coefficient",),
-            unit_interval=("gamma", "gae_lambda"),
-        )
+    num_envs: int = 8
+    n_steps: int = 32
+    batch_size: int = 256
+    epochs: int = 20
+    learning_rate: float = 3e-3
+    anneal: bool = True
+    output_dir: str = "runs/ppo_cartpole"
 
 
 def main(config: Config) -> dict:
     """Trains (or resumes) PPO, evaluates its deterministic policy and writes the artefacts."""
-
-    def build_agent(env):
-        return PPO.from_env(
-            env,
-            hidden_units=config.hidden_units,
-            learning_rate=config.learning_rate,
-            n_steps=config.n_steps,
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            gamma=config.gamma,
-            gae_lambda=config.gae_lambda,
-            clip_epsilon=config.clip_epsilon,
-            entropy_coefficient=config.entropy_coefficient,
-            anneal=config.anneal,
-            seed=config.seed,
-        )
-
-    return run(config, build_agent)
+    return run(config, lambda env: PPO.from_env(env, config.hidden_units, config=config))
 
 
 if __name__ == "__main__":

@@ -25,86 +25,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlkit.recipes._deep_rl import check_rl_config, run
-from dlkit.rl import PPO
+from dlkit.recipes import ppo_cartpole
 
 
 @dataclass
-class Config:
-    env_id: str = "Pendulum-v1"
-    """Gymnasium environment with a one-dimensional Box of actions (or discrete ones)."""
-    num_envs: int = 4
-    """Copies of the environment stepped together."""
-    total_timesteps: int = 100_000
-    """Environment steps of training in all, summed over copies (a resumed run counts the
-    checkpoint's steps)."""
-    n_steps: int = 256
-    """Steps per copy per rollout."""
-    batch_size: int = 64
-    """Transitions per minibatch."""
-    epochs: int = 10
-    """Passes over each rollout."""
-    learning_rate: float = 1e-3
-    """Adam's (initial) step size."""
-    gamma: float = 0.9
-    """Discount factor γ."""
-    gae_lambda: float = 0.95
-    """λ of the generalized advantage estimates."""
-    clip_epsilon: float = 0.2
-    """(Initial) clip range ε of the probability ratio."""
-    entropy_coefficient: float = 0.0
-    """Weight of the entropy bonus."""
-    anneal: bool = True
-    """Decay the learning rate and the clip range linearly to 0 over the run."""
-    hidden_units: tuple[int, ...] = (64, 64)
-    """Widths of the hidden tanh layers of the actor and of the critic."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian policy."""
-    seed: int = 0
-    """Seed of the weights, action noise, minibatches and the environments' resets."""
-    eval_interval: int = 5_000
-    """Environment steps between evaluations of the deterministic policy."""
-    eval_episodes: int = 10
-    """Episodes of each evaluation and of the final one (played by as many copies)."""
-    checkpoint_interval: int = 10_000
-    """Environment steps between checkpoints (output_dir/checkpoint.npz)."""
-    export: str = "saved_model"
-    """Serving export of the policy (observations → torques): saved_model, onnx or none."""
-    output_dir: str = "runs/ppo_pendulum"
-    """Folder for the agent, figures, metrics, export and the resumable checkpoint."""
-    verbose: int = 1
-    """1: a progress bar with the mean return, steps per second and evaluations; 0: silent."""
+class Config(ppo_cartpole.Config):
+    """The settings of `ppo_cartpole` with this recipe's environment and defaults."""
 
-    def __post_init__(self) -> None:
-        check_rl_config(
-            self,
-            positive=("n_steps", "batch_size", "epochs", "learning_rate", "clip_epsilon"),
-            non_negative=("entropy_coefficient",),
-            unit_interval=("gamma", "gae_lambda"),
-        )
+    env_id: str = "Pendulum-v1"
+    num_envs: int = 4
+    n_steps: int = 256
+    batch_size: int = 64
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    gamma: float = 0.9
+    output_dir: str = "runs/ppo_pendulum"
 
 
 def main(config: Config) -> dict:
     """Trains (or resumes) PPO, evaluates its deterministic policy and writes the artefacts."""
-
-    def build_agent(env):
-        return PPO.from_env(
-            env,
-            hidden_units=config.hidden_units,
-            learning_rate=config.learning_rate,
-            n_steps=config.n_steps,
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            gamma=config.gamma,
-            gae_lambda=config.gae_lambda,
-            clip_epsilon=config.clip_epsilon,
-            entropy_coefficient=config.entropy_coefficient,
-            anneal=config.anneal,
-            log_std_init=config.log_std_init,
-            seed=config.seed,
-        )
-
-    return run(config, build_agent)
+    return ppo_cartpole.main(config)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from dlkit.plotting import plot_episode_returns
 from dlkit.recipes._recipe import write_metrics
 from dlkit.recipes._tabular import train_or_resume
 from dlkit.rl.tabular import QLearning
+from dlkit.validation import check_choice, check_int, check_number
 
 MAP_SIZES = ("4x4", "8x8")
 # FrozenLake's actions: 0 left, 1 down, 2 right, 3 up.
@@ -66,18 +67,12 @@ class Config:
     """1: a progress line every 100 episodes; 0: silent."""
 
     def __post_init__(self) -> None:
-        if self.map_size not in MAP_SIZES:
-            raise ValueError(
-                f"Expected map_size to be one of {MAP_SIZES}. Received: map_size={self.map_size!r}"
-            )
+        check_choice("map_size", self.map_size, MAP_SIZES)
         for name in ("total_timesteps", "eval_episodes", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Expected {name} >= 1. Received: {name}={getattr(self, name)}")
-        if not 0.0 < self.exploration_fraction <= 1.0:
-            raise ValueError(
-                "Expected exploration_fraction in (0, 1]. "
-                f"Received: exploration_fraction={self.exploration_fraction}"
-            )
+            setattr(self, name, check_int(name, getattr(self, name)))
+        self.exploration_fraction = check_number(
+            "exploration_fraction", self.exploration_fraction, 0, 1, low_open=True
+        )
         # learning_rate, gamma and epsilon_final are checked by QLearning itself.
         QLearning(
             1,

@@ -37,6 +37,7 @@ from dlkit.plotting import plot_episode_returns
 from dlkit.recipes._recipe import write_metrics
 from dlkit.recipes._tabular import train_or_resume
 from dlkit.rl.tabular import SARSA, QLearning
+from dlkit.validation import check_choice, check_int, check_number
 
 ALGORITHMS = {"sarsa": SARSA, "q_learning": QLearning}
 SHAPE = (4, 12)
@@ -75,24 +76,17 @@ class Config:
     """1: a progress line every 100 episodes; 0: silent."""
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"Expected algorithm to be one of {tuple(ALGORITHMS)}. "
-                f"Received: algorithm={self.algorithm!r}"
-            )
+        check_choice("algorithm", self.algorithm, tuple(ALGORITHMS))
         if self.expected and self.algorithm != "sarsa":
             raise ValueError(
-                "Expected expected=False unless algorithm='sarsa'. "
+                "Expected `expected` to be False unless algorithm='sarsa'. "
                 f"Received: expected={self.expected}, algorithm={self.algorithm!r}"
             )
         for name in ("total_timesteps", "max_episode_steps", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Expected {name} >= 1. Received: {name}={getattr(self, name)}")
-        if not 0.0 < self.exploration_fraction <= 1.0:
-            raise ValueError(
-                "Expected exploration_fraction in (0, 1]. "
-                f"Received: exploration_fraction={self.exploration_fraction}"
-            )
+            setattr(self, name, check_int(name, getattr(self, name)))
+        self.exploration_fraction = check_number(
+            "exploration_fraction", self.exploration_fraction, 0, 1, low_open=True
+        )
         # learning_rate, gamma and epsilon_final are checked by the agent itself.
         QLearning(
             1,

@@ -94,3 +94,20 @@ def test_help_lists_every_field_with_its_doc():
     assert "usage: dlkit run demo_recipe" in text
     assert "--epochs INT  (default: 3)" in text and "Passes over the data." in text
     assert "--mode" in text and "Algorithm variant." in text
+
+
+@dataclass
+class Extended(Config):
+    epochs: int = 5
+    extra: float = 1.0
+    """A field of the subclass."""
+
+
+def test_inherited_fields_keep_their_docstrings():
+    fields = {info.name: info for info in config_fields(Extended)}
+    # A field redeclared without a docstring (a new default) keeps the base class's doc.
+    assert fields["epochs"].default == 5 and fields["epochs"].doc == "Passes over the data."
+    assert fields["rate"].doc == "Step size."
+    assert fields["extra"].doc == "A field of the subclass."
+    text = format_help("demo_recipe", "Does things.", Extended)
+    assert "--epochs INT  (default: 5)" in text and "Passes over the data." in text

@@ -4,7 +4,9 @@ Deep agents (`keras.Model` subclasses that train on TensorFlow, JAX and PyTorch)
 double, prioritized, dueling, noisy, distributional (C51) and n-step options; the policy-gradient
 agents `REINFORCE` and `A2C`; and `PPO`, for discrete and Gaussian policies. Each learns with
 `learn(env, total_timesteps)` on gymnasium vector environments (`make_vector_env`) and exports
-its deterministic policy with `policy_model()`.
+its deterministic policy with `policy_model()`. Each agent's hyperparameters are one config
+dataclass (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `PPOConfig`, extending `AgentConfig`
+and `PolicyGradientConfig`), which the agent takes as `config=` or as keyword arguments.
 
 Tabular agents: ``QLearning`` and ``SARSA`` for discrete gymnasium environments, and
 ``evaluate``, which plays greedy episodes with any agent.
@@ -15,13 +17,20 @@ The targets and losses of value-based agents (``q_learning_targets``, ``categori
 ``huber_loss``) are pure ``keras.ops`` functions.
 """
 
-from dlkit.rl.agent import Agent, GreedyAction
+from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
-from dlkit.rl.dqn import DQN, build_q_network
+from dlkit.rl.dqn import DQN, DQNConfig, build_q_network
 from dlkit.rl.envs import as_vector_env, make_vector_env
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
-from dlkit.rl.policy_gradient import A2C, REINFORCE, build_actor_critic
-from dlkit.rl.ppo import PPO
+from dlkit.rl.policy_gradient import (
+    A2C,
+    REINFORCE,
+    A2CConfig,
+    PolicyGradientConfig,
+    REINFORCEConfig,
+    build_actor_critic,
+)
+from dlkit.rl.ppo import PPO, PPOConfig
 from dlkit.rl.rollout import RolloutBuffer
 from dlkit.rl.sum_tree import SumTree
 from dlkit.rl.tabular import SARSA, QLearning, evaluate
@@ -32,10 +41,16 @@ __all__ = [
     "PPO",
     "REINFORCE",
     "SARSA",
+    "A2CConfig",
     "Agent",
+    "AgentConfig",
+    "DQNConfig",
     "GreedyAction",
+    "PPOConfig",
+    "PolicyGradientConfig",
     "PrioritizedReplayBuffer",
     "QLearning",
+    "REINFORCEConfig",
     "ReplayBuffer",
     "RolloutBuffer",
     "SumTree",

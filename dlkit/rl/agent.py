@@ -23,59 +23,76 @@ checkpoint restart from a reset.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import numbers
 import os
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 import numpy as np
 from keras import ops
 
-from dlkit.rl.buffers import _check_positive_integer, _rng_from_json, _rng_to_json
 from dlkit.rl.envs import as_vector_env, failing_env_index, final_observations
+from dlkit.rl.saving import generator_from_json, generator_to_json
+from dlkit.validation import (
+    check_choice,
+    check_int,
+    check_positive,
+    check_type,
+    check_unit_interval,
+)
 
-__all__ = ["Agent", "GreedyAction", "evaluate_vector"]
+__all__ = ["Agent", "AgentConfig", "GreedyAction", "evaluate_vector"]
 
 # Episodes averaged in the logged mean return.
 RETURN_WINDOW = 100
 _CHECKPOINT_NAME = "checkpoint.npz"
 
 
-def check_gamma(gamma: object) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0 <= gamma <= 1:
-        raise ValueError(f"Expected `gamma` to be a number in [0, 1]. Received: gamma={gamma!r}")
-    return float(gamma)
+@dataclasses.dataclass
+class AgentConfig:
+    """The hyperparameters every deep agent has; each agent's config extends it.
+
+    An agent's config (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `PPOConfig`) holds its
+    hyperparameters and their defaults, checks them when it is built, and is what the agent's
+    `get_config` serialises. The agent takes it as `config=`, or its fields as keyword
+    arguments. The string under each field documents it, and is its `--help` in a recipe,
+    whose `Config` extends the agent's config.
+    """
+
+    learning_rate: float = 1e-3
+    """The optimizer's (initial) learning rate, > 0."""
+    gamma: float = 0.99
+    """The discount factor γ, in [0, 1]."""
+    max_grad_norm: float | None = 0.5
+    """The global gradient-norm clip, > 0; None for none."""
+    seed: int | None = None
+    """Seeds the agent's random draws (exploration or action sampling, replay or minibatch
+    sampling) and the environments' resets; None for a fresh seed."""
+
+    def __post_init__(self) -> None:
+        self.learning_rate = check_positive("learning_rate", self.learning_rate)
+        self.gamma = check_unit_interval("gamma", self.gamma)
+        if self.max_grad_norm is not None:
+            self.max_grad_norm = check_positive("max_grad_norm", self.max_grad_norm)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, type(None))):
+            raise TypeError(f"Expected `seed` to be an int or None. Received: seed={self.seed!r}")
 
 
-def check_positive(name: str, value: object, maximum: float | None = None) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not value > 0
-        or (maximum is not None and value > maximum)
-    ):
-        bound = f"in (0, {maximum}]" if maximum is not None else "> 0"
-        raise ValueError(f"Expected `{name}` to be a number {bound}. Received: {name}={value!r}")
-    return float(value)
+def resolve_config(config_class: type, config: object, overrides: dict):
+    """A new, checked `config_class` with the fields of `config` replaced by `overrides`.
 
-
-def check_non_negative(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise ValueError(f"Expected `{name}` to be a number >= 0. Received: {name}={value!r}")
-    return float(value)
-
-
-def check_network(name: str, network: object) -> keras.Model:
-    if not isinstance(network, keras.Model):
-        raise TypeError(f"Expected `{name}` to be a keras.Model. Received: {name}={network!r}")
-    if not network.built or not network.inputs:
-        raise ValueError(
-            f"Expected `{name}` to be a built model with a known input shape (a functional or "
-            f"Sequential model starting with keras.Input). Received: {name}={network.name!r}"
-        )
-    return network
+    `config` is None (the defaults) or an instance of `config_class` or of a subclass, such as
+    a recipe's `Config`, of which only the fields of `config_class` are read. A keyword
+    argument given with a config overrides that config's field.
+    """
+    if config is None:
+        return config_class(**overrides)
+    check_type("config", config, config_class, f"a {config_class.__name__}")
+    values = {field.name: getattr(config, field.name) for field in dataclasses.fields(config_class)}
+    return config_class(**{**values, **overrides})
 
 
 def evaluate_vector(act, env, episodes: int = 10, seed: int = 0) -> list[float]:
@@ -85,7 +102,7 @@ def evaluate_vector(act, env, episodes: int = 10, seed: int = 0) -> list[float]:
     so the mean) does not depend on which copy finishes first. The copies are reset with seeds
     `seed + i`.
     """
-    episodes = _check_positive_integer("episodes", episodes)
+    episodes = check_int("episodes", episodes)
     num_envs = env.num_envs
     quota = np.array([len(range(i, episodes, num_envs)) for i in range(num_envs)])
     totals = np.zeros(num_envs)
@@ -145,8 +162,7 @@ class GreedyAction(keras.layers.Layer):
 
     def __init__(self, rule: str, support=None, low=None, high=None, **kwargs):
         super().__init__(**kwargs)
-        if rule not in self.RULES:
-            raise ValueError(f"Expected `rule` to be one of {self.RULES}. Received: rule={rule!r}")
+        check_choice("rule", rule, self.RULES)
         if rule == "expected_argmax" and support is None:
             raise ValueError(
                 "Expected `support` for rule='expected_argmax'. Received: support=None"
@@ -191,17 +207,31 @@ class GreedyAction(keras.layers.Layer):
 class Agent(keras.Model):
     """Base of the deep agents: the training loop, evaluation and checkpoints (module doc).
 
-    Subclasses define `act(observations, explore)`, `_make_optimizer()`, `_setup_run(env)`,
+    Subclasses name their `config_class` (a subclass of `AgentConfig`) and define
+    `act(observations, explore)`, `_make_optimizer()`, `_setup_run(env)`,
     `_on_run_start(env, resumed)` and `_collect_and_train(env)`, which steps the environment
     at least once through `_step_env` and trains.
+
+    The agent's hyperparameters are `config`, a `config_class` built from the `config`
+    argument and the keyword arguments that name its fields (which override that argument's
+    fields); the other keyword arguments go to `keras.Model` (`name`). Each field is also an
+    attribute of the agent (`agent.gamma`), except those that `_config_attribute_names` renames.
     """
 
-    def __init__(self, seed: int | None = None, **kwargs):
+    config_class: type = AgentConfig
+    # Fields stored under another attribute name, where keras.Model already uses the name.
+    _config_attribute_names: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, config: AgentConfig | None = None, **kwargs):
+        names = {field.name for field in dataclasses.fields(self.config_class)}
+        overrides = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        config = resolve_config(self.config_class, config, overrides)
         super().__init__(**kwargs)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"Expected `seed` to be an int or None. Received: seed={seed!r}")
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
+        self.config = config
+        for field in dataclasses.fields(config):
+            name = self._config_attribute_names.get(field.name, field.name)
+            setattr(self, name, getattr(config, field.name))
+        self._rng = np.random.default_rng(self.seed)
         self.num_timesteps = 0
         self.num_episodes = 0
         self.num_updates = 0
@@ -215,6 +245,11 @@ class Agent(keras.Model):
         self._run_extends = False
         self._iteration_stop = 0
         self._acting: dict = {}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dataclasses.asdict(self.config))
+        return config
 
     # ------------------------------------------------------------------ acting
 
@@ -357,10 +392,10 @@ class Agent(keras.Model):
         Returns:
             The agent.
         """
-        total_timesteps = _check_positive_integer("total_timesteps", total_timesteps)
-        eval_interval = _check_positive_integer("eval_interval", eval_interval)
-        eval_episodes = _check_positive_integer("eval_episodes", eval_episodes)
-        checkpoint_interval = _check_positive_integer("checkpoint_interval", checkpoint_interval)
+        total_timesteps = check_int("total_timesteps", total_timesteps)
+        eval_interval = check_int("eval_interval", eval_interval)
+        eval_episodes = check_int("eval_episodes", eval_episodes)
+        checkpoint_interval = check_int("checkpoint_interval", checkpoint_interval)
         env = as_vector_env(env)
         if eval_env is not None:
             eval_env = eval_env if hasattr(eval_env, "num_envs") else as_vector_env(eval_env)
@@ -484,7 +519,7 @@ class Agent(keras.Model):
         np.savez(
             temporary,
             counters=np.array(json.dumps(counters)),
-            rng_state=np.array(_rng_to_json(self._rng)),
+            rng_state=np.array(generator_to_json(self._rng)),
             episode_returns=np.asarray(self.episode_returns, np.float64),
             episode_lengths=np.asarray(self.episode_lengths, np.int64),
             **arrays,
@@ -539,7 +574,7 @@ class Agent(keras.Model):
             self._run_target = counters["run_target"]
             self._run_extends = bool(counters.get("run_extends", False))
             self.evaluations = [tuple(item) for item in counters["evaluations"]]
-            self._rng = _rng_from_json(str(state["rng_state"]))
+            self._rng = generator_from_json(str(state["rng_state"]))
             self.episode_returns = state["episode_returns"].tolist()
             self.episode_lengths = state["episode_lengths"].tolist()
             extra = {

@@ -1,12 +1,14 @@
-"""Experience buffers of chapter 9: uniform and prioritized replay, and on-policy rollouts.
+"""Replay buffers of chapter 9: uniform and prioritized experience replay.
 
 Pure NumPy, preallocated arrays, vectorised over batches and parallel environments:
 
 - `ReplayBuffer`: transitions (s, a, r, T, s') for off-policy agents such as DQN [notes §9.1.1],
   optionally as n-step transitions;
-- `PrioritizedReplayBuffer`: the same, drawn in proportion to p^α [notes eqs. 9.12–9.14];
+- `PrioritizedReplayBuffer`: the same, drawn in proportion to p^α [notes eqs. 9.12–9.14].
 
-The on-policy `RolloutBuffer` of A2C and PPO is in `dlkit.rl.rollout`.
+Both save their whole state (`state()` and `restore(state)`, or `save` and `load` to a file),
+random generator included. The on-policy `RolloutBuffer` of A2C and PPO is in
+`dlkit.rl.rollout`.
 
 Terminated versus truncated: gymnasium reports two ways an episode can end. `terminated` means
 the MDP reached a terminal state, whose value is 0, so targets do not bootstrap from it (the
@@ -20,72 +22,23 @@ terminations.
 from __future__ import annotations
 
 import json
-import numbers
 
 import numpy as np
 
+from dlkit.rl.saving import generator_from_json, generator_to_json, npz_path
 from dlkit.rl.sum_tree import SumTree
+from dlkit.validation import (
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_shape,
+    check_unit_interval,
+)
 
 __all__ = ["PrioritizedReplayBuffer", "ReplayBuffer"]
 
 Batch = dict[str, np.ndarray]
 Seed = int | np.random.Generator | None
-
-
-def _check_positive_integer(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
-def _check_unit_interval(name: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 <= float(value) <= 1.0
-    ):
-        raise ValueError(f"Expected {name} to be a number in [0, 1]. Received: {name}={value!r}")
-    return float(value)
-
-
-def _check_shape(name: str, value: object) -> tuple[int, ...]:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value,)
-    try:
-        shape = tuple(value)
-    except TypeError:
-        shape = None
-    if shape is None or not all(
-        isinstance(size, numbers.Integral) and not isinstance(size, bool) and size >= 0
-        for size in shape
-    ):
-        raise ValueError(
-            f"Expected {name} to be a tuple of non-negative integers. Received: {name}={value!r}"
-        )
-    return tuple(int(size) for size in shape)
-
-
-def _make_rng(seed: Seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
-
-
-def _rng_to_json(rng: np.random.Generator) -> str:
-    # The bit generator's state holds 128-bit integers; JSON keeps them exact.
-    return json.dumps(rng.bit_generator.state)
-
-
-def _rng_from_json(text: str) -> np.random.Generator:
-    state = json.loads(text)
-    bit_generator = getattr(np.random, state["bit_generator"])()
-    bit_generator.state = state
-    return np.random.Generator(bit_generator)
-
-
-def _npz_path(path: str) -> str:
-    path = str(path)
-    return path if path.endswith(".npz") else path + ".npz"
 
 
 class ReplayBuffer:
@@ -169,21 +122,21 @@ class ReplayBuffer:
         gamma: float = 0.99,
         seed: Seed = None,
     ) -> None:
-        self.capacity = _check_positive_integer("capacity", capacity)
-        self.observation_shape = _check_shape("observation_shape", observation_shape)
-        self.action_shape = _check_shape("action_shape", action_shape)
+        self.capacity = check_int("capacity", capacity)
+        self.observation_shape = check_shape("observation_shape", observation_shape)
+        self.action_shape = check_shape("action_shape", action_shape)
         self.observation_dtype = np.dtype(observation_dtype)
         self.action_dtype = np.dtype(action_dtype)
-        self.num_envs = _check_positive_integer("num_envs", num_envs)
+        self.num_envs = check_int("num_envs", num_envs)
         if self.num_envs > self.capacity:
             raise ValueError(
                 "Expected num_envs <= capacity (one step of every environment must fit). "
                 f"Received: num_envs={num_envs}, capacity={capacity}"
             )
-        self.n_step = _check_positive_integer("n_step", n_step)
-        self.gamma = _check_unit_interval("gamma", gamma)
+        self.n_step = check_int("n_step", n_step)
+        self.gamma = check_unit_interval("gamma", gamma)
         self.seed = seed if not isinstance(seed, np.random.Generator) else None
-        self._rng = _make_rng(seed)
+        self._rng = np.random.default_rng(seed)
 
         self.observations = np.zeros(
             (self.capacity, *self.observation_shape), self.observation_dtype
@@ -358,7 +311,7 @@ class ReplayBuffer:
     # ---------------------------------------------------------------- sampling
 
     def _check_can_sample(self, batch_size: int) -> int:
-        batch_size = _check_positive_integer("batch_size", batch_size)
+        batch_size = check_int("batch_size", batch_size)
         if batch_size > self.size:
             raise ValueError(
                 "Expected the buffer to hold at least batch_size transitions before sampling. "
@@ -397,7 +350,9 @@ class ReplayBuffer:
             "gamma": self.gamma,
         }
 
-    def _state(self) -> dict[str, np.ndarray]:
+    def state(self) -> dict[str, np.ndarray]:
+        """The buffer's whole state as arrays: contents, position, pending n-step window and
+        the sampling generator (`rng_state`, JSON). `restore` sets it back."""
         filled = slice(0, self.size)
         return {
             "observations": self.observations[filled],
@@ -416,9 +371,12 @@ class ReplayBuffer:
             "window_ended": self._window_ended,
             "window_start": np.int64(self._window_start),
             "window_count": np.int64(self._window_count),
+            "rng_state": np.array(generator_to_json(self._rng)),
         }
 
-    def _restore(self, state) -> None:
+    def restore(self, state) -> None:
+        """Sets the state `state()` returned (a dict or an `.npz` file's arrays) into this
+        identically configured buffer; sampling then continues exactly as it would have."""
         self.size = int(state["size"])
         self.position = int(state["position"])
         filled = slice(0, self.size)
@@ -433,26 +391,22 @@ class ReplayBuffer:
         self._window_ended[...] = state["window_ended"]
         self._window_start = int(state["window_start"])
         self._window_count = int(state["window_count"])
+        self._rng = generator_from_json(str(state["rng_state"]))
 
     def save(self, path: str) -> str:
         """Writes contents, position, pending n-step window and RNG state to `path` (`.npz`).
 
         Returns the path written (`.npz` is appended when missing).
         """
-        path = _npz_path(path)
+        path = npz_path(path)
         config = {"class": type(self).__name__, **self._config()}
-        np.savez(
-            path,
-            config=np.array(json.dumps(config)),
-            rng_state=np.array(_rng_to_json(self._rng)),
-            **self._state(),
-        )
+        np.savez(path, config=np.array(json.dumps(config)), **self.state())
         return path
 
     @classmethod
     def load(cls, path: str):
         """Rebuilds a buffer saved by `save`; sampling then continues exactly as it would have."""
-        with np.load(_npz_path(path), allow_pickle=False) as state:
+        with np.load(npz_path(path), allow_pickle=False) as state:
             config = json.loads(str(state["config"]))
             saved_class = config.pop("class")
             if saved_class != cls.__name__:
@@ -460,8 +414,7 @@ class ReplayBuffer:
                     f"Expected a file saved by {cls.__name__}. Received: saved class={saved_class}"
                 )
             buffer = cls(**config)
-            buffer._restore(state)
-            buffer._rng = _rng_from_json(str(state["rng_state"]))
+            buffer.restore(state)
         return buffer
 
 
@@ -537,15 +490,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         epsilon: float = 1e-6,
         seed: Seed = None,
     ) -> None:
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha >= 0:
-            raise ValueError(f"Expected alpha to be a number >= 0. Received: alpha={alpha!r}")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not epsilon > 0:
-            raise ValueError(f"Expected epsilon to be a number > 0. Received: epsilon={epsilon!r}")
-        self.alpha = float(alpha)
-        self.beta = _check_unit_interval("beta", beta)
-        self.beta_final = _check_unit_interval("beta_final", beta_final)
-        self.beta_steps = _check_positive_integer("beta_steps", beta_steps)
-        self.epsilon = float(epsilon)
+        self.alpha = check_non_negative("alpha", alpha)
+        self.beta = check_unit_interval("beta", beta)
+        self.beta_final = check_unit_interval("beta_final", beta_final)
+        self.beta_steps = check_int("beta_steps", beta_steps)
+        self.epsilon = check_positive("epsilon", epsilon)
         super().__init__(
             capacity,
             observation_shape,
@@ -586,7 +535,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             beta = self.current_beta
             self.num_samples += 1
         else:
-            beta = _check_unit_interval("beta", beta)
+            beta = check_unit_interval("beta", beta)
         total = self.tree.total
         segment = total / batch_size
         targets = (np.arange(batch_size) + self._rng.random(batch_size)) * segment
@@ -632,16 +581,17 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             "epsilon": self.epsilon,
         }
 
-    def _state(self) -> dict[str, np.ndarray]:
+    def state(self) -> dict[str, np.ndarray]:
+        """`ReplayBuffer.state()` plus the priorities and the β-annealing counter."""
         return {
-            **super()._state(),
+            **super().state(),
             "tree_nodes": self.tree.nodes,
             "max_priority": np.float64(self.max_priority),
             "num_samples": np.int64(self.num_samples),
         }
 
-    def _restore(self, state) -> None:
-        super()._restore(state)
+    def restore(self, state) -> None:
+        super().restore(state)
         self.tree.nodes[...] = state["tree_nodes"]
         self.max_priority = float(state["max_priority"])
         self.num_samples = int(state["num_samples"])

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import keras
 import numpy as np
 from keras import ops
 
 from dlkit.layers.noisy_dense import NoisyDense
 from dlkit.layers.q_heads import CategoricalQHead, DuelingHead
-from dlkit.rl.agent import (
-    Agent,
-    GreedyAction,
-    check_gamma,
-    check_network,
+from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
+from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
+from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
+from dlkit.validation import (
+    check_choice,
+    check_int,
+    check_model,
     check_non_negative,
     check_positive,
+    check_unit_interval,
 )
-from dlkit.rl.buffers import (
-    PrioritizedReplayBuffer,
-    ReplayBuffer,
-    _check_positive_integer,
-    _check_unit_interval,
-    _rng_from_json,
-    _rng_to_json,
-)
-from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
 
-__all__ = ["DQN", "build_q_network"]
+__all__ = ["DQN", "DQNConfig", "build_q_network"]
 
 LOSSES = ("huber", "mse")
 
@@ -66,7 +63,7 @@ def build_q_network(
         >>> network.output.shape
         (None, 2)
     """
-    num_actions = _check_positive_integer("num_actions", num_actions)
+    num_actions = check_int("num_actions", num_actions)
     if dueling and num_atoms is not None:
         raise ValueError(
             "Expected at most one of `dueling` and `num_atoms`: this builder has no "
@@ -81,9 +78,7 @@ def build_q_network(
     inputs = keras.Input(tuple(observation_shape), name="observations")
     features = keras.layers.Flatten()(inputs) if len(observation_shape) > 1 else inputs
     for index, units in enumerate(hidden_units):
-        features = dense(_check_positive_integer("hidden_units", units), "relu", f"hidden_{index}")(
-            features
-        )
+        features = dense(check_int("hidden_units", units), "relu", f"hidden_{index}")(features)
     if dueling:
         outputs = DuelingHead(num_actions, name="dueling_head")(features)
     elif num_atoms is not None:
@@ -93,6 +88,79 @@ def build_q_network(
     else:
         outputs = dense(num_actions, name="q_values")(features)
     return keras.Model(inputs, outputs, name=name)
+
+
+@dataclasses.dataclass
+class DQNConfig(AgentConfig):
+    """The hyperparameters of `DQN` (with those of `AgentConfig`: `learning_rate` of Adam,
+    `gamma`, `max_grad_norm`, `seed`); the string under each field documents it.
+
+    Example:
+
+        >>> DQNConfig(double=True).target_update_interval
+        500
+    """
+
+    max_grad_norm: float | None = 10.0
+    buffer_size: int = 100_000
+    """Replay capacity in transitions."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    learning_starts: int = 1_000
+    """Environment steps collected before the first gradient step."""
+    train_frequency: int = 4
+    """Environment steps between training phases."""
+    gradient_steps: int = 1
+    """Gradient steps per training phase."""
+    target_update_interval: int = 500
+    """Gradient steps between target-network updates."""
+    tau: float = 1.0
+    """The Polyak factor of each target update, in (0, 1]; 1 copies the online network."""
+    double: bool = False
+    """Double Q-learning: the online network picks the next action, the target values it."""
+    prioritized: bool = False
+    """Prioritized replay (a `PrioritizedReplayBuffer`), with importance weights whose β
+    anneals to 1 over the run."""
+    alpha: float = 0.6
+    """The priority exponent α >= 0 of prioritized replay."""
+    beta: float = 0.4
+    """The initial importance-sampling exponent β in [0, 1] of prioritized replay."""
+    n_step: int = 1
+    """Environment steps per stored transition (n-step returns)."""
+    loss: str = "huber"
+    """The TD loss: huber or mse."""
+    exploration_fraction: float = 0.1
+    """The fraction of a run over which ε decays linearly, in [0, 1]."""
+    exploration_initial_epsilon: float = 1.0
+    """ε at the start of a run (a run that `learn` continues from a finished checkpoint starts
+    at exploration_final_epsilon)."""
+    exploration_final_epsilon: float = 0.05
+    """ε after the decay."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in (
+            "buffer_size",
+            "batch_size",
+            "train_frequency",
+            "gradient_steps",
+            "target_update_interval",
+            "n_step",
+        ):
+            setattr(self, name, check_int(name, getattr(self, name)))
+        self.learning_starts = check_int("learning_starts", self.learning_starts, minimum=0)
+        self.tau = check_positive("tau", self.tau, maximum=1.0)
+        self.double = bool(self.double)
+        self.prioritized = bool(self.prioritized)
+        self.alpha = check_non_negative("alpha", self.alpha)
+        for name in (
+            "beta",
+            "exploration_fraction",
+            "exploration_initial_epsilon",
+            "exploration_final_epsilon",
+        ):
+            setattr(self, name, check_unit_interval(name, getattr(self, name)))
+        check_choice("loss", self.loss, LOSSES)
 
 
 def _find_layer(network: keras.Model, layer_class):
@@ -138,30 +206,10 @@ class DQN(Agent):
     Args:
         q_network: a built `keras.Model` from observations to Q-values (B, A), or to C51
             probabilities (B, A, N) when it ends in a `CategoricalQHead`.
-        learning_rate: Adam's learning rate. Defaults to 1e-3.
-        gamma: the discount factor in [0, 1]. Defaults to 0.99.
-        buffer_size: replay capacity in transitions. Defaults to 100,000.
-        batch_size: transitions per gradient step. Defaults to 64.
-        learning_starts: environment steps collected before the first gradient step.
-            Defaults to 1,000.
-        train_frequency: environment steps between training phases. Defaults to 4.
-        gradient_steps: gradient steps per training phase. Defaults to 1.
-        target_update_interval: gradient steps between target-network updates.
-            Defaults to 500.
-        tau: the Polyak factor of each target update, in (0, 1]; 1 copies. Defaults to 1.
-        double: use double Q-learning targets. Defaults to False.
-        prioritized: use a `PrioritizedReplayBuffer`. Defaults to False.
-        alpha: the priority exponent α of prioritized replay. Defaults to 0.6.
-        beta: the initial importance-sampling exponent β of prioritized replay. Defaults to 0.4.
-        n_step: environment steps per stored transition (n-step returns). Defaults to 1.
-        loss: `"huber"` or `"mse"`. Defaults to `"huber"`.
-        exploration_fraction: the fraction of a run over which ε decays. Defaults to 0.1.
-        exploration_initial_epsilon: ε at the start of a run (a run that `learn` continues
-            from a finished checkpoint starts at `exploration_final_epsilon`). Defaults to 1.0.
-        exploration_final_epsilon: ε after the decay. Defaults to 0.05.
-        max_grad_norm: the global gradient-norm clip; None for none. Defaults to 10.
-        seed: seeds exploration, replay sampling and environment resets. Defaults to None.
-        **kwargs: other `keras.Model` arguments (`name`).
+        config: a `DQNConfig` (or a subclass, such as a recipe's `Config`) holding the
+            hyperparameters, documented there. Defaults to `DQNConfig()`.
+        **kwargs: fields of `DQNConfig` (`gamma=0.9`), which override those of `config`, and
+            other `keras.Model` arguments (`name`).
 
     Returns:
         An agent; `learn(env, total_timesteps)` trains it and `act(observations)` acts.
@@ -184,64 +232,13 @@ class DQN(Agent):
         Hessel et al., AAAI 2018 (Rainbow, n-step).
     """
 
-    def __init__(
-        self,
-        q_network: keras.Model,
-        learning_rate: float = 1e-3,
-        gamma: float = 0.99,
-        buffer_size: int = 100_000,
-        batch_size: int = 64,
-        learning_starts: int = 1_000,
-        train_frequency: int = 4,
-        gradient_steps: int = 1,
-        target_update_interval: int = 500,
-        tau: float = 1.0,
-        double: bool = False,
-        prioritized: bool = False,
-        alpha: float = 0.6,
-        beta: float = 0.4,
-        n_step: int = 1,
-        loss: str = "huber",
-        exploration_fraction: float = 0.1,
-        exploration_initial_epsilon: float = 1.0,
-        exploration_final_epsilon: float = 0.05,
-        max_grad_norm: float | None = 10.0,
-        seed: int | None = None,
-        **kwargs,
-    ):
-        super().__init__(seed=seed, **kwargs)
-        self.q_network = check_network("q_network", q_network)
-        self.learning_rate = check_positive("learning_rate", learning_rate)
-        self.gamma = check_gamma(gamma)
-        self.buffer_size = _check_positive_integer("buffer_size", buffer_size)
-        self.batch_size = _check_positive_integer("batch_size", batch_size)
-        self.learning_starts = int(check_non_negative("learning_starts", learning_starts))
-        self.train_frequency = _check_positive_integer("train_frequency", train_frequency)
-        self.gradient_steps = _check_positive_integer("gradient_steps", gradient_steps)
-        self.target_update_interval = _check_positive_integer(
-            "target_update_interval", target_update_interval
-        )
-        self.tau = check_positive("tau", tau, maximum=1.0)
-        self.double = bool(double)
-        self.prioritized = bool(prioritized)
-        self.alpha = check_non_negative("alpha", alpha)
-        self.beta = _check_unit_interval("beta", beta)
-        self.n_step = _check_positive_integer("n_step", n_step)
-        if loss not in LOSSES:
-            raise ValueError(f"Expected `loss` to be one of {LOSSES}. Received: loss={loss!r}")
-        self.loss_name = loss
-        self.exploration_fraction = _check_unit_interval(
-            "exploration_fraction", exploration_fraction
-        )
-        self.exploration_initial_epsilon = _check_unit_interval(
-            "exploration_initial_epsilon", exploration_initial_epsilon
-        )
-        self.exploration_final_epsilon = _check_unit_interval(
-            "exploration_final_epsilon", exploration_final_epsilon
-        )
-        self.max_grad_norm = (
-            None if max_grad_norm is None else check_positive("max_grad_norm", max_grad_norm)
-        )
+    config_class = DQNConfig
+    # keras.Model has a `loss` of its own.
+    _config_attribute_names: ClassVar[dict[str, str]] = {"loss": "loss_name"}
+
+    def __init__(self, q_network: keras.Model, config: DQNConfig | None = None, **kwargs):
+        super().__init__(config, **kwargs)
+        self.q_network = check_model("q_network", q_network, built=True)
 
         output_shape = tuple(q_network.outputs[0].shape[1:])
         heads = _find_layer(q_network, CategoricalQHead)
@@ -331,31 +328,7 @@ class DQN(Agent):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "q_network": keras.saving.serialize_keras_object(self.q_network),
-                "learning_rate": self.learning_rate,
-                "gamma": self.gamma,
-                "buffer_size": self.buffer_size,
-                "batch_size": self.batch_size,
-                "learning_starts": self.learning_starts,
-                "train_frequency": self.train_frequency,
-                "gradient_steps": self.gradient_steps,
-                "target_update_interval": self.target_update_interval,
-                "tau": self.tau,
-                "double": self.double,
-                "prioritized": self.prioritized,
-                "alpha": self.alpha,
-                "beta": self.beta,
-                "n_step": self.n_step,
-                "loss": self.loss_name,
-                "exploration_fraction": self.exploration_fraction,
-                "exploration_initial_epsilon": self.exploration_initial_epsilon,
-                "exploration_final_epsilon": self.exploration_final_epsilon,
-                "max_grad_norm": self.max_grad_norm,
-                "seed": self.seed,
-            }
-        )
+        config["q_network"] = keras.saving.serialize_keras_object(self.q_network)
         return config
 
     @classmethod
@@ -535,21 +508,18 @@ class DQN(Agent):
     # ------------------------------------------------------------------ checkpoints
 
     def _extra_state(self):
-        state = {f"buffer/{key}": value for key, value in self.buffer._state().items()}
-        state["buffer_rng"] = np.array(_rng_to_json(self.buffer._rng))
+        state = {f"buffer/{key}": value for key, value in self.buffer.state().items()}
         state["beta_steps"] = np.int64(getattr(self.buffer, "beta_steps", 0))
         return state
 
     def _restore_extra_state(self, state):
         if self.buffer is None:
             self._make_buffer(num_envs=state["buffer/window_actions"].shape[1])
-        self.buffer._restore(
-            {
-                key.split("/", 1)[1]: value
-                for key, value in state.items()
-                if key.startswith("buffer/")
-            }
-        )
-        self.buffer._rng = _rng_from_json(str(state["buffer_rng"]))
+        buffer_state = {
+            key.split("/", 1)[1]: value for key, value in state.items() if key.startswith("buffer/")
+        }
+        if "buffer_rng" in state:  # a checkpoint written before buffers had `state()`
+            buffer_state["rng_state"] = state["buffer_rng"]
+        self.buffer.restore(buffer_state)
         if self.prioritized:
             self.buffer.beta_steps = int(state["beta_steps"])

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlkit.validation import check_int, check_type
+
 __all__ = ["as_vector_env", "make_vector_env"]
 
 
@@ -49,13 +51,9 @@ def make_vector_env(
     """
     import gymnasium as gym
 
-    if not isinstance(env_id, str):
-        raise TypeError(f"Expected `env_id` to be a string. Received: env_id={env_id!r}")
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
-        raise ValueError(
-            f"Expected `num_envs` to be an integer >= 1. Received: num_envs={num_envs!r}"
-        )
-    factories = [lambda: gym.make(env_id, **make_kwargs) for _ in range(int(num_envs))]
+    check_type("env_id", env_id, str, "a string")
+    num_envs = check_int("num_envs", num_envs)
+    factories = [lambda: gym.make(env_id, **make_kwargs) for _ in range(num_envs)]
     vector_class = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
     return vector_class(factories, autoreset_mode=_autoreset_mode())
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from keras import ops
 
+from dlkit.validation import check_positive
+
 __all__ = ["categorical_projection", "huber_loss", "q_learning_targets"]
 
 
@@ -166,8 +168,7 @@ def huber_loss(errors, delta=1.0):
         Huber, "Robust Estimation of a Location Parameter", Annals of Mathematical Statistics,
         1964; Mnih et al., Nature 2015.
     """
-    if not delta > 0:
-        raise ValueError(f"Expected `delta` > 0. Received: delta={delta!r}")
+    delta = check_positive("delta", delta)
     errors = ops.convert_to_tensor(errors)
     absolute = ops.abs(errors)
     quadratic = ops.minimum(absolute, delta)

@@ -15,29 +15,25 @@ environment; the unclipped sample is what the loss sees.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
 import numpy as np
 from keras import ops
 
-from dlkit.rl.agent import (
-    Agent,
-    GreedyAction,
-    check_gamma,
-    check_network,
-    check_non_negative,
-    check_positive,
-)
-from dlkit.rl.buffers import (
-    _check_positive_integer,
-    _check_unit_interval,
-    _rng_from_json,
-    _rng_to_json,
-)
+from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.rollout import RolloutBuffer
+from dlkit.validation import check_int, check_model, check_non_negative, check_unit_interval
 
-__all__ = ["A2C", "REINFORCE", "build_actor_critic"]
+__all__ = [
+    "A2C",
+    "REINFORCE",
+    "A2CConfig",
+    "PolicyGradientConfig",
+    "REINFORCEConfig",
+    "build_actor_critic",
+]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -106,7 +102,7 @@ def build_actor_critic(
         x = keras.layers.Flatten()(inputs) if len(observation_shape) > 1 else inputs
         for index, width in enumerate(hidden_units):
             x = keras.layers.Dense(
-                _check_positive_integer("hidden_units", width),
+                check_int("hidden_units", width),
                 activation=activation,
                 kernel_initializer=keras.initializers.Orthogonal(math.sqrt(2.0)),
                 name=f"hidden_{index}",
@@ -119,36 +115,79 @@ def build_actor_critic(
     return mlp("actor", outputs, 0.01), mlp("critic", 1, 1.0)
 
 
+@dataclasses.dataclass
+class PolicyGradientConfig(AgentConfig):
+    """The hyperparameters REINFORCE, A2C and PPO share (with those of `AgentConfig`:
+    `learning_rate`, `gamma`, `max_grad_norm`, `seed`); each agent's config extends it."""
+
+    value_coefficient: float = 0.5
+    """c_v >= 0, the weight of the critic's squared error in the loss."""
+    entropy_coefficient: float = 0.0
+    """c_H >= 0, the weight of the entropy bonus."""
+    normalize_advantages: bool = True
+    """Standardise the advantages of each batch (of each minibatch for PPO)."""
+    log_std_init: float = 0.0
+    """The initial log standard deviation of a Gaussian policy (a Box of actions)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.value_coefficient = check_non_negative("value_coefficient", self.value_coefficient)
+        self.entropy_coefficient = check_non_negative(
+            "entropy_coefficient", self.entropy_coefficient
+        )
+        self.normalize_advantages = bool(self.normalize_advantages)
+        self.log_std_init = float(self.log_std_init)
+
+
+@dataclasses.dataclass
+class REINFORCEConfig(PolicyGradientConfig):
+    """The hyperparameters of `REINFORCE` (those of `PolicyGradientConfig`, and Adam's
+    `learning_rate`); the string under each field documents it."""
+
+    episodes_per_update: int = 4
+    """Complete episodes per gradient step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.episodes_per_update = check_int("episodes_per_update", self.episodes_per_update)
+
+
+@dataclasses.dataclass
+class A2CConfig(PolicyGradientConfig):
+    """The hyperparameters of `A2C` (those of `PolicyGradientConfig`, with RMSprop's
+    `learning_rate`); the string under each field documents it."""
+
+    learning_rate: float = 7e-4
+    normalize_advantages: bool = False
+    n_steps: int = 5
+    """Steps per copy per rollout (one gradient step each)."""
+    gae_lambda: float = 1.0
+    """The GAE λ in [0, 1]; 1 gives the n-step returns of A3C."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.n_steps = check_int("n_steps", self.n_steps)
+        self.gae_lambda = check_unit_interval("gae_lambda", self.gae_lambda)
+
+
 class ActorCritic(Agent):
     """Policy distribution, acting, rollouts and loss shared by REINFORCE, A2C and PPO."""
+
+    config_class = PolicyGradientConfig
 
     def __init__(
         self,
         actor: keras.Model,
         critic: keras.Model,
         action_space,
-        learning_rate: float,
-        gamma: float,
-        value_coefficient: float,
-        entropy_coefficient: float,
-        max_grad_norm: float | None,
-        log_std_init: float = 0.0,
-        seed: int | None = None,
+        config: PolicyGradientConfig | None = None,
         **kwargs,
     ):
-        super().__init__(seed=seed, **kwargs)
-        self.actor = check_network("actor", actor)
-        self.critic = check_network("critic", critic)
+        super().__init__(config, **kwargs)
+        self.actor = check_model("actor", actor, built=True)
+        self.critic = check_model("critic", critic, built=True)
         self.action_space = space_to_config(action_space)
         self.discrete = self.action_space["kind"] == "discrete"
-        self.learning_rate = check_positive("learning_rate", learning_rate)
-        self.gamma = check_gamma(gamma)
-        self.value_coefficient = check_non_negative("value_coefficient", value_coefficient)
-        self.entropy_coefficient = check_non_negative("entropy_coefficient", entropy_coefficient)
-        self.max_grad_norm = (
-            None if max_grad_norm is None else check_positive("max_grad_norm", max_grad_norm)
-        )
-        self.log_std_init = float(log_std_init)
         self._observation_shape = tuple(actor.inputs[0].shape[1:])
         critic_shape = tuple(critic.inputs[0].shape[1:])
         if critic_shape != self._observation_shape:
@@ -315,20 +354,13 @@ class ActorCritic(Agent):
         # serves it without compiling again for each count of truncated copies.
         return np.where(cut, self.value(reached), 0.0).astype(np.float32)
 
-    def _get_base_config(self):
+    def get_config(self):
         config = super().get_config()
         config.update(
             {
                 "actor": keras.saving.serialize_keras_object(self.actor),
                 "critic": keras.saving.serialize_keras_object(self.critic),
                 "action_space": self.action_space,
-                "learning_rate": self.learning_rate,
-                "gamma": self.gamma,
-                "value_coefficient": self.value_coefficient,
-                "entropy_coefficient": self.entropy_coefficient,
-                "max_grad_norm": self.max_grad_norm,
-                "log_std_init": self.log_std_init,
-                "seed": self.seed,
             }
         )
         return config
@@ -366,11 +398,21 @@ class RolloutAgent(ActorCritic):
             )
 
     def _extra_state(self):
-        # The minibatch shuffling stream, so that a resumed run draws what the run would have.
-        return {"rollout_rng": np.array(_rng_to_json(self.rollout._rng))}
+        # With the minibatch shuffling stream, so that a resumed run draws what the run would
+        # have.
+        return {f"rollout/{key}": value for key, value in self.rollout.state().items()}
 
     def _restore_extra_state(self, state):
-        self.rollout._rng = _rng_from_json(str(state["rollout_rng"]))
+        if "rollout_rng" in state:  # a checkpoint written before buffers had `state()`
+            self.rollout.restore({**self.rollout.state(), "rng_state": state["rollout_rng"]})
+            return
+        self.rollout.restore(
+            {
+                key.split("/", 1)[1]: value
+                for key, value in state.items()
+                if key.startswith("rollout/")
+            }
+        )
 
     def _collect_rollout(self, env):
         self.rollout.reset()
@@ -426,17 +468,10 @@ class A2C(RolloutAgent):
         actor: a built model from observations to logits (B, n) or Gaussian means (B, D).
         critic: a built model from observations to values (B, 1).
         action_space: the gymnasium `Discrete` or one-dimensional `Box` action space.
-        learning_rate: RMSprop's learning rate. Defaults to 7e-4.
-        n_steps: steps per copy per rollout. Defaults to 5.
-        gamma: the discount factor in [0, 1]. Defaults to 0.99.
-        gae_lambda: the GAE λ in [0, 1]; 1 gives the n-step returns of A3C. Defaults to 1.0.
-        value_coefficient: c_v, the weight of the critic's loss. Defaults to 0.5.
-        entropy_coefficient: c_H, the weight of the entropy bonus. Defaults to 0.0.
-        max_grad_norm: the global gradient-norm clip; None for none. Defaults to 0.5.
-        normalize_advantages: standardise advantages per batch. Defaults to False.
-        log_std_init: the initial log standard deviation of a Gaussian policy. Defaults to 0.
-        seed: seeds action sampling and environment resets. Defaults to None.
-        **kwargs: other `keras.Model` arguments (`name`).
+        config: a `A2CConfig` (or a subclass, such as a recipe's `Config`) holding the
+            hyperparameters, documented there. Defaults to `A2CConfig()`.
+        **kwargs: fields of `A2CConfig` (`gamma=0.9`), which override those of `config`, and
+            other `keras.Model` arguments (`name`).
 
     Returns:
         An agent; `learn(env, total_timesteps)` trains it, `act(observations)` acts.
@@ -452,50 +487,7 @@ class A2C(RolloutAgent):
         Mnih et al., "Asynchronous Methods for Deep Reinforcement Learning", ICML 2016.
     """
 
-    def __init__(
-        self,
-        actor,
-        critic,
-        action_space,
-        learning_rate: float = 7e-4,
-        n_steps: int = 5,
-        gamma: float = 0.99,
-        gae_lambda: float = 1.0,
-        value_coefficient: float = 0.5,
-        entropy_coefficient: float = 0.0,
-        max_grad_norm: float | None = 0.5,
-        normalize_advantages: bool = False,
-        log_std_init: float = 0.0,
-        seed: int | None = None,
-        **kwargs,
-    ):
-        super().__init__(
-            actor,
-            critic,
-            action_space,
-            learning_rate=learning_rate,
-            gamma=gamma,
-            value_coefficient=value_coefficient,
-            entropy_coefficient=entropy_coefficient,
-            max_grad_norm=max_grad_norm,
-            log_std_init=log_std_init,
-            seed=seed,
-            **kwargs,
-        )
-        self.n_steps = _check_positive_integer("n_steps", n_steps)
-        self.gae_lambda = _check_unit_interval("gae_lambda", gae_lambda)
-        self.normalize_advantages = bool(normalize_advantages)
-
-    def get_config(self):
-        config = self._get_base_config()
-        config.update(
-            {
-                "n_steps": self.n_steps,
-                "gae_lambda": self.gae_lambda,
-                "normalize_advantages": self.normalize_advantages,
-            }
-        )
-        return config
+    config_class = A2CConfig
 
     def _make_optimizer(self):
         return keras.optimizers.RMSprop(
@@ -540,16 +532,10 @@ class REINFORCE(ActorCritic):
         actor: a built model from observations to logits (B, n) or Gaussian means (B, D).
         critic: a built model from observations to values (B, 1).
         action_space: the gymnasium `Discrete` or one-dimensional `Box` action space.
-        learning_rate: Adam's learning rate. Defaults to 1e-3.
-        episodes_per_update: complete episodes per gradient step. Defaults to 4.
-        gamma: the discount factor in [0, 1]. Defaults to 0.99.
-        value_coefficient: c_v, the weight of the baseline's loss. Defaults to 0.5.
-        entropy_coefficient: c_H, the weight of the entropy bonus. Defaults to 0.0.
-        max_grad_norm: the global gradient-norm clip; None for none. Defaults to 0.5.
-        normalize_advantages: standardise G_t − V(s_t) per batch. Defaults to True.
-        log_std_init: the initial log standard deviation of a Gaussian policy. Defaults to 0.
-        seed: seeds action sampling and environment resets. Defaults to None.
-        **kwargs: other `keras.Model` arguments (`name`).
+        config: a `REINFORCEConfig` (or a subclass, such as a recipe's `Config`) holding the
+            hyperparameters, documented there. Defaults to `REINFORCEConfig()`.
+        **kwargs: fields of `REINFORCEConfig` (`gamma=0.9`), which override those of `config`, and
+            other `keras.Model` arguments (`name`).
 
     Returns:
         An agent; `learn(env, total_timesteps)` trains it, `act(observations)` acts.
@@ -566,49 +552,7 @@ class REINFORCE(ActorCritic):
         reinforcement learning", Machine Learning 1992.
     """
 
-    def __init__(
-        self,
-        actor,
-        critic,
-        action_space,
-        learning_rate: float = 1e-3,
-        episodes_per_update: int = 4,
-        gamma: float = 0.99,
-        value_coefficient: float = 0.5,
-        entropy_coefficient: float = 0.0,
-        max_grad_norm: float | None = 0.5,
-        normalize_advantages: bool = True,
-        log_std_init: float = 0.0,
-        seed: int | None = None,
-        **kwargs,
-    ):
-        super().__init__(
-            actor,
-            critic,
-            action_space,
-            learning_rate=learning_rate,
-            gamma=gamma,
-            value_coefficient=value_coefficient,
-            entropy_coefficient=entropy_coefficient,
-            max_grad_norm=max_grad_norm,
-            log_std_init=log_std_init,
-            seed=seed,
-            **kwargs,
-        )
-        self.episodes_per_update = _check_positive_integer(
-            "episodes_per_update", episodes_per_update
-        )
-        self.normalize_advantages = bool(normalize_advantages)
-
-    def get_config(self):
-        config = self._get_base_config()
-        config.update(
-            {
-                "episodes_per_update": self.episodes_per_update,
-                "normalize_advantages": self.normalize_advantages,
-            }
-        )
-        return config
+    config_class = REINFORCEConfig
 
     def _make_optimizer(self):
         return keras.optimizers.Adam(self.learning_rate, global_clipnorm=self.max_grad_norm)

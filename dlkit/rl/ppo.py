@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 from keras import ops
 
-from dlkit.rl.agent import check_positive
-from dlkit.rl.buffers import _check_positive_integer, _check_unit_interval
-from dlkit.rl.policy_gradient import RolloutAgent
+from dlkit.rl.policy_gradient import PolicyGradientConfig, RolloutAgent
+from dlkit.validation import check_int, check_positive, check_unit_interval
 
-__all__ = ["PPO"]
+__all__ = ["PPO", "PPOConfig"]
+
+
+@dataclasses.dataclass
+class PPOConfig(PolicyGradientConfig):
+    """The hyperparameters of `PPO` (those of `PolicyGradientConfig`, with Adam's initial
+    `learning_rate`); the string under each field documents it.
+
+    Example:
+
+        >>> PPOConfig(n_steps=32).batch_size
+        64
+    """
+
+    learning_rate: float = 3e-4
+    n_steps: int = 2048
+    """Steps per copy per rollout."""
+    batch_size: int = 64
+    """Transitions per minibatch."""
+    epochs: int = 10
+    """Passes over each rollout."""
+    gae_lambda: float = 0.95
+    """The GAE λ in [0, 1]."""
+    clip_epsilon: float = 0.2
+    """The (initial) clip range ε > 0 of the probability ratio."""
+    anneal: bool = False
+    """Decay the learning rate and the clip range linearly to 0 over a run."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.n_steps = check_int("n_steps", self.n_steps)
+        self.batch_size = check_int("batch_size", self.batch_size)
+        self.epochs = check_int("epochs", self.epochs)
+        self.gae_lambda = check_unit_interval("gae_lambda", self.gae_lambda)
+        self.clip_epsilon = check_positive("clip_epsilon", self.clip_epsilon)
+        self.anneal = bool(self.anneal)
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
@@ -35,21 +71,10 @@ class PPO(RolloutAgent):
         actor: a built model from observations to logits (B, n) or Gaussian means (B, D).
         critic: a built model from observations to values (B, 1).
         action_space: the gymnasium `Discrete` or one-dimensional `Box` action space.
-        learning_rate: Adam's (initial) learning rate. Defaults to 3e-4.
-        n_steps: steps per copy per rollout. Defaults to 2048.
-        batch_size: transitions per minibatch. Defaults to 64.
-        epochs: passes over each rollout. Defaults to 10.
-        gamma: the discount factor in [0, 1]. Defaults to 0.99.
-        gae_lambda: the GAE λ in [0, 1]. Defaults to 0.95.
-        clip_epsilon: the (initial) clip range ε > 0. Defaults to 0.2.
-        value_coefficient: c_v, the weight of the critic's loss. Defaults to 0.5.
-        entropy_coefficient: c_H, the weight of the entropy bonus. Defaults to 0.0.
-        max_grad_norm: the global gradient-norm clip; None for none. Defaults to 0.5.
-        normalize_advantages: standardise advantages per minibatch. Defaults to True.
-        anneal: decay the learning rate and ε linearly to 0 over a run. Defaults to False.
-        log_std_init: the initial log standard deviation of a Gaussian policy. Defaults to 0.
-        seed: seeds action sampling, minibatches and environment resets. Defaults to None.
-        **kwargs: other `keras.Model` arguments (`name`).
+        config: a `PPOConfig` (or a subclass, such as a recipe's `Config`) holding the
+            hyperparameters, documented there. Defaults to `PPOConfig()`.
+        **kwargs: fields of `PPOConfig` (`gamma=0.9`), which override those of `config`, and
+            other `keras.Model` arguments (`name`).
 
     Returns:
         An agent; `learn(env, total_timesteps)` trains it, `act(observations)` acts.
@@ -68,47 +93,10 @@ class PPO(RolloutAgent):
         Control Using Generalized Advantage Estimation", ICLR 2016.
     """
 
-    def __init__(
-        self,
-        actor,
-        critic,
-        action_space,
-        learning_rate: float = 3e-4,
-        n_steps: int = 2048,
-        batch_size: int = 64,
-        epochs: int = 10,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.95,
-        clip_epsilon: float = 0.2,
-        value_coefficient: float = 0.5,
-        entropy_coefficient: float = 0.0,
-        max_grad_norm: float | None = 0.5,
-        normalize_advantages: bool = True,
-        anneal: bool = False,
-        log_std_init: float = 0.0,
-        seed: int | None = None,
-        **kwargs,
-    ):
-        super().__init__(
-            actor,
-            critic,
-            action_space,
-            learning_rate=learning_rate,
-            gamma=gamma,
-            value_coefficient=value_coefficient,
-            entropy_coefficient=entropy_coefficient,
-            max_grad_norm=max_grad_norm,
-            log_std_init=log_std_init,
-            seed=seed,
-            **kwargs,
-        )
-        self.n_steps = _check_positive_integer("n_steps", n_steps)
-        self.batch_size = _check_positive_integer("batch_size", batch_size)
-        self.epochs = _check_positive_integer("epochs", epochs)
-        self.gae_lambda = _check_unit_interval("gae_lambda", gae_lambda)
-        self.clip_epsilon = check_positive("clip_epsilon", clip_epsilon)
-        self.normalize_advantages = bool(normalize_advantages)
-        self.anneal = bool(anneal)
+    config_class = PPOConfig
+
+    def __init__(self, actor, critic, action_space, config: PPOConfig | None = None, **kwargs):
+        super().__init__(actor, critic, action_space, config, **kwargs)
         # A variable, so that annealing changes it without retracing the compiled step.
         self._clip = self.add_weight(
             shape=(),
@@ -116,21 +104,6 @@ class PPO(RolloutAgent):
             trainable=False,
             name="clip_epsilon",
         )
-
-    def get_config(self):
-        config = self._get_base_config()
-        config.update(
-            {
-                "n_steps": self.n_steps,
-                "batch_size": self.batch_size,
-                "epochs": self.epochs,
-                "gae_lambda": self.gae_lambda,
-                "clip_epsilon": self.clip_epsilon,
-                "normalize_advantages": self.normalize_advantages,
-                "anneal": self.anneal,
-            }
-        )
-        return config
 
     def _policy_loss(self, log_prob, y):
         ratio = ops.exp(log_prob - ops.cast(y["log_probs"], log_prob.dtype))

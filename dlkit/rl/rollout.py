@@ -10,14 +10,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from dlkit.rl.buffers import (
-    Batch,
-    Seed,
-    _check_positive_integer,
-    _check_shape,
-    _check_unit_interval,
-    _make_rng,
-)
+from dlkit.rl.buffers import Batch, Seed
+from dlkit.rl.saving import generator_from_json, generator_to_json
+from dlkit.validation import check_int, check_shape, check_unit_interval
 
 __all__ = ["RolloutBuffer"]
 
@@ -98,16 +93,16 @@ class RolloutBuffer:
         action_dtype: str = "int64",
         seed: Seed = None,
     ) -> None:
-        self.num_steps = _check_positive_integer("num_steps", num_steps)
-        self.num_envs = _check_positive_integer("num_envs", num_envs)
-        self.observation_shape = _check_shape("observation_shape", observation_shape)
-        self.action_shape = _check_shape("action_shape", action_shape)
-        self.gamma = _check_unit_interval("gamma", gamma)
-        self.gae_lambda = _check_unit_interval("gae_lambda", gae_lambda)
+        self.num_steps = check_int("num_steps", num_steps)
+        self.num_envs = check_int("num_envs", num_envs)
+        self.observation_shape = check_shape("observation_shape", observation_shape)
+        self.action_shape = check_shape("action_shape", action_shape)
+        self.gamma = check_unit_interval("gamma", gamma)
+        self.gae_lambda = check_unit_interval("gae_lambda", gae_lambda)
         self.observation_dtype = np.dtype(observation_dtype)
         self.action_dtype = np.dtype(action_dtype)
         self.seed = seed if not isinstance(seed, np.random.Generator) else None
-        self._rng = _make_rng(seed)
+        self._rng = np.random.default_rng(seed)
 
         steps = (self.num_steps, self.num_envs)
         self.observations = np.zeros((*steps, *self.observation_shape), self.observation_dtype)
@@ -137,6 +132,43 @@ class RolloutBuffer:
         self.has_advantages = False
         self.terminated[...] = False
         self.truncated[...] = False
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The rollout's whole state as arrays: the steps stored, their advantages and the
+        shuffling generator (`rng_state`, JSON). `restore` sets it back."""
+        return {
+            "observations": self.observations,
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "terminated": self.terminated,
+            "truncated": self.truncated,
+            "values": self.values,
+            "log_probs": self.log_probs,
+            "advantages": self.advantages,
+            "returns": self.returns,
+            "position": np.int64(self.position),
+            "has_advantages": np.bool_(self.has_advantages),
+            "rng_state": np.array(generator_to_json(self._rng)),
+        }
+
+    def restore(self, state) -> None:
+        """Sets the state `state()` returned into this identically configured buffer; the
+        minibatches then shuffle exactly as they would have."""
+        for name in (
+            "observations",
+            "actions",
+            "rewards",
+            "terminated",
+            "truncated",
+            "values",
+            "log_probs",
+            "advantages",
+            "returns",
+        ):
+            getattr(self, name)[...] = state[name]
+        self.position = int(state["position"])
+        self.has_advantages = bool(state["has_advantages"])
+        self._rng = generator_from_json(str(state["rng_state"]))
 
     def _per_env(self, name: str, value: object, dtype) -> np.ndarray:
         value = np.asarray(value, dtype=dtype)
@@ -246,13 +278,13 @@ class RolloutBuffer:
             seed: integer seed or `numpy.random.Generator` of this shuffle. Defaults to the
                 buffer's own generator.
         """
-        batch_size = _check_positive_integer("batch_size", batch_size)
+        batch_size = check_int("batch_size", batch_size)
         if not self.has_advantages:
             raise ValueError(
                 "Expected compute_returns_and_advantages() to run before minibatches(). "
                 f"Received: has_advantages={self.has_advantages}"
             )
-        rng = self._rng if seed is None else _make_rng(seed)
+        rng = self._rng if seed is None else np.random.default_rng(seed)
         return self._iterate(batch_size, rng)
 
     def _iterate(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:

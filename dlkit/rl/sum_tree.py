@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from dlkit.validation import check_int
+
 __all__ = ["SumTree"]
 
 
@@ -53,15 +55,7 @@ class SumTree:
     """
 
     def __init__(self, capacity: int) -> None:
-        if (
-            isinstance(capacity, bool)
-            or not isinstance(capacity, (int, np.integer))
-            or capacity < 1
-        ):
-            raise ValueError(
-                f"Expected capacity to be a positive integer. Received: capacity={capacity!r}"
-            )
-        self.capacity = int(capacity)
+        self.capacity = check_int("capacity", capacity)
         self.depth = max(int(np.ceil(np.log2(self.capacity))), 0)
         self.num_leaves = 1 << self.depth
         self.nodes = np.zeros(2 * self.num_leaves, dtype=np.float64)

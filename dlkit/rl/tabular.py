@@ -29,36 +29,18 @@ every unexplored state the same way (left) for thousands of steps.
 from __future__ import annotations
 
 import json
-import numbers
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from dlkit.rl.buffers import (
-    _check_positive_integer,
-    _check_unit_interval,
-    _npz_path,
-    _rng_from_json,
-    _rng_to_json,
-)
+from dlkit.rl.saving import generator_from_json, generator_to_json, npz_path
+from dlkit.validation import check_int, check_number, check_unit_interval
 
 __all__ = ["SARSA", "QLearning", "evaluate"]
 
 # Episodes averaged in the progress line's moving average of returns.
 _RETURN_WINDOW = 100
-
-
-def _check_learning_rate(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 < float(value) <= 1.0
-    ):
-        raise ValueError(
-            f"Expected learning_rate to be a number in (0, 1]. Received: learning_rate={value!r}"
-        )
-    return float(value)
 
 
 def _check_discrete_space(name: str, space: object) -> int:
@@ -110,8 +92,8 @@ def evaluate(
     Reference:
         Sutton & Barto, "Reinforcement Learning: An Introduction", 2nd ed. 2018, §3.3 (return).
     """
-    episodes = _check_positive_integer("episodes", episodes)
-    max_episode_steps = _check_positive_integer("max_episode_steps", max_episode_steps)
+    episodes = check_int("episodes", episodes)
+    max_episode_steps = check_int("max_episode_steps", max_episode_steps)
     returns = []
     for episode in range(episodes):
         observation, _ = env.reset(seed=seed + episode)
@@ -140,18 +122,14 @@ class _TabularAgent:
         epsilon_decay_steps: int = 10_000,
         seed: int | None = None,
     ) -> None:
-        self.num_states = _check_positive_integer("num_states", num_states)
-        self.num_actions = _check_positive_integer("num_actions", num_actions)
-        self.learning_rate = _check_learning_rate(learning_rate)
-        self.gamma = _check_unit_interval("gamma", gamma)
-        self.epsilon = _check_unit_interval("epsilon", epsilon)
-        self.epsilon_final = _check_unit_interval("epsilon_final", epsilon_final)
-        self.epsilon_decay_steps = _check_positive_integer(
-            "epsilon_decay_steps", epsilon_decay_steps
-        )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ValueError(f"Expected seed to be an integer or None. Received: seed={seed!r}")
-        self.seed = None if seed is None else int(seed)
+        self.num_states = check_int("num_states", num_states)
+        self.num_actions = check_int("num_actions", num_actions)
+        self.learning_rate = check_number("learning_rate", learning_rate, 0, 1, low_open=True)
+        self.gamma = check_unit_interval("gamma", gamma)
+        self.epsilon = check_unit_interval("epsilon", epsilon)
+        self.epsilon_final = check_unit_interval("epsilon_final", epsilon_final)
+        self.epsilon_decay_steps = check_int("epsilon_decay_steps", epsilon_decay_steps)
+        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
         self._rng = np.random.default_rng(self.seed)
         self.q_table = np.zeros((self.num_states, self.num_actions), np.float64)
         self.num_timesteps = 0
@@ -261,8 +239,8 @@ class _TabularAgent:
         `log_interval` episodes gives the mean return of the last 100 episodes, ε and the
         steps per second. `callback(agent)` runs after every episode; returning `False` stops.
         """
-        total_timesteps = _check_positive_integer("total_timesteps", total_timesteps)
-        log_interval = _check_positive_integer("log_interval", log_interval)
+        total_timesteps = check_int("total_timesteps", total_timesteps)
+        log_interval = check_int("log_interval", log_interval)
         on_policy = self._uses_next_action()
         start_time = time.perf_counter()
         start_steps = self.num_timesteps
@@ -310,12 +288,12 @@ class _TabularAgent:
 
         Returns the path written (`.npz` is appended when missing).
         """
-        path = _npz_path(path)
+        path = npz_path(path)
         config = {"class": type(self).__name__, **self._config()}
         np.savez(
             path,
             config=np.array(json.dumps(config)),
-            rng_state=np.array(_rng_to_json(self._rng)),
+            rng_state=np.array(generator_to_json(self._rng)),
             q_table=self.q_table,
             num_timesteps=np.array(self.num_timesteps, np.int64),
             num_episodes=np.array(self.num_episodes, np.int64),
@@ -327,7 +305,7 @@ class _TabularAgent:
     @classmethod
     def load(cls, path: str):
         """Rebuilds an agent saved by `save`; learning then continues exactly as it would have."""
-        with np.load(_npz_path(path), allow_pickle=False) as state:
+        with np.load(npz_path(path), allow_pickle=False) as state:
             config = json.loads(str(state["config"]))
             saved_class = config.pop("class")
             if saved_class != cls.__name__:
@@ -340,7 +318,7 @@ class _TabularAgent:
             agent.num_episodes = int(state["num_episodes"])
             agent.episode_returns = [float(value) for value in state["episode_returns"]]
             agent.episode_lengths = [int(value) for value in state["episode_lengths"]]
-            agent._rng = _rng_from_json(str(state["rng_state"]))
+            agent._rng = generator_from_json(str(state["rng_state"]))
         return agent
 
 
@@ -486,7 +464,8 @@ class SARSA(_TabularAgent):
             seed=seed,
         )
         if not isinstance(expected, bool):
-            raise ValueError(f"Expected expected to be a bool. Received: expected={expected!r}")
+            # A ValueError, as for the other arguments (check_type raises a TypeError).
+            raise ValueError(f"Expected `expected` to be a bool. Received: expected={expected!r}")
         self.expected = expected
 
     def _config(self) -> dict:

@@ -222,3 +222,36 @@ def test_bad_config_values_are_rejected(module, field, value):
 def test_dueling_and_c51_together_are_rejected():
     with pytest.raises(ValueError, match=r"dueling=True, c51=True"):
         dqn_cartpole.Config(dueling=True, c51=True)
+
+
+def test_recipe_configs_extend_the_agent_configs_and_keep_every_field_doc():
+    from dlkit.config import config_fields, format_help
+    from dlkit.rl import A2CConfig, DQNConfig, PPOConfig, REINFORCEConfig
+
+    for module, agent_config in [
+        (dqn_cartpole, DQNConfig),
+        (reinforce_cartpole, REINFORCEConfig),
+        (a2c_cartpole, A2CConfig),
+        (ppo_cartpole, PPOConfig),
+        (ppo_pendulum, PPOConfig),
+    ]:
+        assert issubclass(module.Config, agent_config)
+        assert issubclass(module.Config, _deep_rl.RunConfig)
+        undocumented = [info.name for info in config_fields(module.Config) if not info.doc]
+        assert not undocumented, (module.__name__, undocumented)
+    assert issubclass(ppo_pendulum.Config, ppo_cartpole.Config)
+    pendulum = ppo_pendulum.Config()
+    assert (pendulum.env_id, pendulum.gamma, pendulum.gae_lambda) == ("Pendulum-v1", 0.9, 0.95)
+    text = format_help("ppo_cartpole", "PPO.", ppo_cartpole.Config)
+    assert "--gamma FLOAT  (default: 0.99)" in text and "The discount factor γ" in text
+    assert "--n_steps INT  (default: 32)" in text and "Steps per copy per rollout." in text
+    assert "--env_id STR  (default: 'CartPole-v1')" in text
+
+
+def test_agents_take_the_recipe_config_itself():
+    import gymnasium as gym
+
+    config = ppo_cartpole.Config(n_steps=16, gamma=0.95, seed=3)
+    agent = PPO.from_env(gym.make("CartPole-v1"), (8,), config=config)
+    assert (agent.n_steps, agent.gamma, agent.seed, agent.anneal) == (16, 0.95, 3, True)
+    assert not hasattr(agent.config, "env_id")

@@ -12,7 +12,7 @@ import dlkit.rl
 from dlkit.layers import NoisyDense
 from dlkit.rl import DQN, PPO, GreedyAction, as_vector_env, build_q_network, make_vector_env
 from dlkit.rl.agent import evaluate_vector
-from dlkit.rl.buffers import _rng_from_json
+from dlkit.rl.saving import generator_from_json, generator_to_json
 from dlkit.testing import run_layer_test
 from dlkit.training import compile_inference
 
@@ -133,7 +133,7 @@ def snapshot(agent):
         "rng": agent._rng.bit_generator.state,
     }
     if getattr(agent, "buffer", None) is not None:
-        state["buffer"] = {k: np.array(v, copy=True) for k, v in agent.buffer._state().items()}
+        state["buffer"] = {k: np.array(v, copy=True) for k, v in agent.buffer.state().items()}
         state["buffer_rng"] = agent.buffer._rng.bit_generator.state
     if getattr(agent, "rollout", None) is not None:
         state["rollout_rng"] = agent.rollout._rng.bit_generator.state
@@ -496,7 +496,7 @@ def check_checkpoint_file(path, recorded, class_name):
         count = sum(key.startswith("variable/") for key in saved.files)
         stored = [saved[f"variable/{index}"] for index in range(count)]
         assert_same_arrays(stored, recorded["variables"] + recorded["optimizer"])
-        assert _rng_from_json(str(saved["rng_state"])).bit_generator.state == recorded["rng"]
+        assert generator_from_json(str(saved["rng_state"])).bit_generator.state == recorded["rng"]
 
 
 def test_dqn_resumes_its_checkpoint_exactly(tmp_path):
@@ -809,3 +809,26 @@ def test_greedy_action_passes_the_layer_checks(kwargs, shape):
         # networks before it are trained and checked with their agents.
         run_training_check=False,
     )
+
+
+@pytest.mark.parametrize("kind", ["dqn", "ppo"])
+def test_checkpoints_of_the_layout_before_buffer_state_still_load(tmp_path, kind):
+    env = make_vector_env("CartPole-v1", 2)
+    agent = make_dqn() if kind == "dqn" else make_ppo(env)
+    agent.learn(env, 100, verbose=0, checkpoint_dir=str(tmp_path))
+    with np.load(tmp_path / "checkpoint.npz") as saved:
+        arrays = dict(saved)
+    # That layout kept only the buffer's generator apart, as `buffer_rng` or `rollout_rng`.
+    if kind == "dqn":
+        arrays["extra/buffer_rng"] = arrays.pop("extra/buffer/rng_state")
+    else:
+        arrays = {key: value for key, value in arrays.items() if "/rollout/" not in key}
+        arrays["extra/rollout_rng"] = np.array(generator_to_json(agent.rollout._rng))
+    np.savez(tmp_path / "legacy.npz", **arrays)
+    restored = make_dqn() if kind == "dqn" else make_ppo(env)
+    restored.load_checkpoint(tmp_path / "legacy.npz", env)
+    buffer, expected = (
+        (restored.buffer, agent.buffer) if kind == "dqn" else (restored.rollout, agent.rollout)
+    )
+    assert buffer._rng.bit_generator.state == expected._rng.bit_generator.state
+    assert restored.num_timesteps == agent.num_timesteps >= 100

@@ -554,3 +554,39 @@ def test_truncate_episodes_stops_n_step_returns_at_a_reset():
     assert buffer.discounts[0] == pytest.approx(0.25)
     assert buffer.next_observations[0, 0] == 2.0
     assert buffer.dones[0] == 0.0
+
+
+@pytest.mark.parametrize("buffer_class", [ReplayBuffer, PrioritizedReplayBuffer])
+def test_state_and_restore_continue_sampling(buffer_class):
+    buffer = buffer_class(16, (2,), num_envs=2, n_step=3, seed=5)
+    for step in range(7):
+        buffer.add(
+            np.full((2, 2), step),
+            np.array([0, 1]),
+            np.ones(2),
+            np.full((2, 2), step + 1),
+            np.array([False, step == 3]),
+            np.zeros(2, bool),
+        )
+    buffer.sample(4)
+    copy = buffer_class(16, (2,), num_envs=2, n_step=3, seed=99)
+    copy.restore(buffer.state())
+    assert "rng_state" in buffer.state()
+    expected, restored = buffer.sample(4), copy.sample(4)
+    for key in expected:
+        np.testing.assert_array_equal(restored[key], expected[key])
+
+
+def test_rollout_state_and_restore_continue_shuffling():
+    rollout = RolloutBuffer(num_steps=4, num_envs=2, observation_shape=(3,), seed=1)
+    for step in range(4):
+        rollout.add(
+            np.full((2, 3), step), np.zeros(2), np.ones(2), np.zeros(2, bool),
+            np.zeros(2, bool), values=np.zeros(2), log_probs=np.zeros(2),
+        )  # fmt: skip
+    rollout.compute_returns_and_advantages(np.zeros(2))
+    copy = RolloutBuffer(num_steps=4, num_envs=2, observation_shape=(3,), seed=2)
+    copy.restore(rollout.state())
+    for expected, restored in zip(rollout.minibatches(3), copy.minibatches(3)):
+        for key in expected:
+            np.testing.assert_array_equal(restored[key], expected[key])

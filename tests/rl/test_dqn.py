@@ -1,12 +1,14 @@
 """Tests of dlkit.rl.DQN and build_q_network: targets, losses, Rainbow options, saving, learning."""
 
+import dataclasses
+
 import gymnasium as gym
 import keras
 import numpy as np
 import pytest
 
 from dlkit.layers.q_heads import DuelingHead
-from dlkit.rl import DQN, ReplayBuffer, build_q_network, categorical_projection
+from dlkit.rl import DQN, DQNConfig, ReplayBuffer, build_q_network, categorical_projection
 
 BATCH = 8
 
@@ -484,7 +486,7 @@ def test_observations_not_fitting_the_network_are_rejected():
     "arguments, pattern",
     [
         (dict(gamma=1.5), r"Received: gamma=1\.5"),
-        (dict(tau=0), r"`tau` to be a number in \(0, 1\.0\]\. Received: tau=0"),
+        (dict(tau=0), r"`tau` to be a number in \(0, 1\]\. Received: tau=0"),
         (dict(tau=1.5), r"Received: tau=1\.5"),
         (dict(batch_size=0), r"Received: batch_size=0"),
         (dict(loss="l1"), r"one of \('huber', 'mse'\)\. Received: loss='l1'"),
@@ -534,3 +536,36 @@ def test_sampling_before_a_batch_is_held_is_rejected():
     assert len(agent.buffer) == 20 and agent.num_updates == 0  # waits for a full batch
     with pytest.raises(ValueError, match=r"Received: batch_size=32 with len\(buffer\)=20"):
         agent._gradient_step()
+
+
+def test_config_and_keyword_arguments_build_the_same_agent():
+    network = build_q_network((4,), 2, hidden_units=(16,))
+    config = DQNConfig(gamma=0.9, batch_size=8, seed=3)
+    agent = DQN(network, config=config)
+    assert agent.config == config and agent.config is not config
+    assert (agent.gamma, agent.batch_size, agent.seed, agent.loss_name) == (0.9, 8, 3, "huber")
+    assert DQN(network, gamma=0.9, batch_size=8, seed=3).config == config
+    # A keyword argument overrides the config's field; the config itself is left as it was.
+    assert DQN(network, config=config, gamma=0.5).gamma == 0.5 and config.gamma == 0.9
+    config_keys = {key: value for key, value in agent.get_config().items() if key in
+                   dataclasses.asdict(config)}  # fmt: skip
+    assert config_keys == dataclasses.asdict(config)
+    assert DQN.from_config(agent.get_config()).config == config
+
+
+def test_config_of_a_subclass_gives_only_the_agent_fields():
+    @dataclasses.dataclass
+    class Recipe(DQNConfig):
+        hidden: int = 4
+
+    agent = DQN(build_q_network((4,), 2, hidden_units=(16,)), config=Recipe(tau=0.5))
+    assert type(agent.config) is DQNConfig and agent.config.tau == 0.5
+
+
+def test_bad_configs_are_rejected():
+    with pytest.raises(ValueError, match=r"`gamma`.*Received: gamma=1\.5"):
+        DQNConfig(gamma=1.5)
+    with pytest.raises(TypeError, match=r"`config` to be a DQNConfig.*Received: config="):
+        DQN(build_q_network((4,), 2, hidden_units=(16,)), config={"gamma": 0.9})
+    with pytest.raises(TypeError, match=r"`seed` to be an int or None.*Received: seed=True"):
+        DQNConfig(seed=True)

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 from gymnasium.spaces import Box, Discrete, MultiDiscrete
 
-from dlkit.rl import A2C, PPO, REINFORCE, build_actor_critic, make_vector_env
+from dlkit.rl import (
+    A2C,
+    PPO,
+    REINFORCE,
+    A2CConfig,
+    PPOConfig,
+    REINFORCEConfig,
+    build_actor_critic,
+    make_vector_env,
+)
 
 BOX = Box(-2.0, 2.0, (2,))
 THREE = Discrete(3)
@@ -545,3 +554,27 @@ def test_ppo_gaussian_pendulum_runs():
     assert np.all(np.isfinite(numpy(agent.log_std.value)))
     actions = agent.act(observations(10, shape=(3,)), explore=True)
     assert actions.shape == (10, 1) and np.all(np.abs(actions) <= 2.0)
+
+
+@pytest.mark.parametrize(
+    "cls, config_class, learning_rate, normalize_advantages",
+    [(REINFORCE, REINFORCEConfig, 1e-3, True), (A2C, A2CConfig, 7e-4, False),
+     (PPO, PPOConfig, 3e-4, True)],
+)  # fmt: skip
+def test_each_agent_takes_its_config_or_keyword_arguments(
+    cls, config_class, learning_rate, normalize_advantages
+):
+    config = config_class(gamma=0.9, entropy_coefficient=0.01, seed=0)
+    assert (config.learning_rate, config.normalize_advantages) == (
+        learning_rate,
+        normalize_advantages,
+    )
+    agent = make_agent(cls, config=config)
+    assert agent.config == config and agent.gamma == 0.9 and agent.entropy_coefficient == 0.01
+    assert make_agent(cls, gamma=0.9, entropy_coefficient=0.01).config == config
+    # A keyword argument overrides the config's field.
+    assert make_agent(cls, config=config, gamma=0.5).config.gamma == 0.5
+    restored = cls.from_config(agent.get_config())
+    assert restored.config == config
+    with pytest.raises(TypeError, match=rf"`config` to be a {config_class.__name__}"):
+        make_agent(cls, config=PPOConfig() if cls is not PPO else A2CConfig())

@@ -229,7 +229,7 @@ def test_sarsa_save_keeps_the_expected_flag(tmp_path):
 @pytest.mark.parametrize("agent_class", AGENTS)
 def test_bad_arguments_are_rejected(agent_class, name, value):
     arguments = {"num_states": 4, "num_actions": 2, name: value}
-    with pytest.raises(ValueError, match=rf"Expected {name}.*Received: {name}={value}"):
+    with pytest.raises(ValueError, match=rf"Expected `{name}`.*Received: {name}={value}"):
         agent_class(**arguments)
 
 
