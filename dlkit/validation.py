@@ -108,15 +108,12 @@ def check_number(
 
 
 def _interval(low, high, low_open, high_open) -> str:
-    def text(bound):
-        return f"{bound:g}" if isinstance(bound, float) else str(bound)
-
     if low is not None and high is not None:
-        return f" in {'(' if low_open else '['}{text(low)}, {text(high)}{')' if high_open else ']'}"
+        return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if low is not None:
-        return f" {'>' if low_open else '>='} {text(low)}"
+        return f" {'>' if low_open else '>='} {low}"
     if high is not None:
-        return f" {'<' if high_open else '<='} {text(high)}"
+        return f" {'<' if high_open else '<='} {high}"
     return ""
 
 

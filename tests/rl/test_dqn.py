@@ -486,7 +486,7 @@ def test_observations_not_fitting_the_network_are_rejected():
     "arguments, pattern",
     [
         (dict(gamma=1.5), r"Received: gamma=1\.5"),
-        (dict(tau=0), r"`tau` to be a number in \(0, 1\]\. Received: tau=0"),
+        (dict(tau=0), r"`tau` to be a number in \(0, 1\.0\]\. Received: tau=0"),
         (dict(tau=1.5), r"Received: tau=1\.5"),
         (dict(batch_size=0), r"Received: batch_size=0"),
         (dict(loss="l1"), r"one of \('huber', 'mse'\)\. Received: loss='l1'"),
