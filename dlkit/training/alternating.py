@@ -232,6 +232,7 @@ class AlternatingModel(keras.Model):
 
     @property
     def metrics(self):
+        """Keras's metrics, less its "loss" tracker where ``compile`` could not switch it off."""
         metrics = super().metrics
         keras_loss = getattr(self, "_keras_loss_tracker_id", None)
         if keras_loss is None:
