@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import socket
 import struct
 import time
@@ -45,6 +46,8 @@ from collections.abc import Sequence
 import jax
 import keras
 import numpy as np
+
+from dlkit.training._versions import private_api_supported
 
 ENVIRONMENT_VARIABLES = {
     "coordinator_address": "DLKIT_COORDINATOR_ADDRESS",
@@ -129,9 +132,7 @@ def initialize(
         )
     # jax.distributed.initialize refuses once a backend exists; checking here, before meeting
     # the others, lets them fail with ConnectionError instead of waiting for this process.
-    from jax._src import xla_bridge
-
-    if xla_bridge.backends_are_initialized():
+    if _backends_initialized():
         raise RuntimeError(
             "Expected dlkit.distribute to initialize before JAX computes anything (its devices "
             "are fixed then). Call it at the start of the program, before building models."
@@ -150,12 +151,47 @@ def initialize(
         initialization_timeout=math.ceil(connect_timeout),
         coordinator_bind_address=coordinator_address,
     )
-    # As keras.distribution.initialize does: without an explicit seed, the processes agree on
-    # one, so the replicated weights they initialize are the same everywhere.
-    from keras.src.backend.jax.distribution_lib import initialize_rng
-
-    initialize_rng()
+    _agree_on_random_seed()
     return True
+
+
+def _backends_initialized() -> bool:
+    """Whether JAX has already set up its backends (computed), read from the private
+    ``jax._src.xla_bridge``. JAX has no public equivalent; on JAX versions not checked
+    (``dlkit.training._versions``) this warns once and answers False: a process that has
+    computed then fails later, in ``jax.distributed.initialize`` (JAX's own RuntimeError), once
+    the processes have met, instead of before, which costs time but not correctness."""
+    if not private_api_supported("JAX early-computation check", "jax"):
+        return False
+    from jax._src import xla_bridge
+
+    return xla_bridge.backends_are_initialized()
+
+
+def _agree_on_random_seed() -> None:
+    """Gives every process the same Keras global seed, so that the replicated weights they
+    initialize agree, as ``keras.distribution.initialize`` does.
+
+    Keras's private ``initialize_rng`` keeps a seed set with ``keras.utils.set_random_seed``
+    and otherwise sets the sum of one random draw per process. Keras has no public way to read
+    the global seed, so on Keras versions not checked (``dlkit.training._versions``) this warns
+    once and always sets the sum of the processes' draws from Python's ``random``: still the
+    same on every process and, after ``keras.utils.set_random_seed`` (which seeds Python's
+    ``random`` too), still reproducible, but another seed than the one set, so other initial
+    weights than a single-process run with that seed. Not agreeing on a seed at all would give
+    each process other "replicated" weights, so there is no path without one.
+    """
+    if private_api_supported("JAX multi-process seed", "keras"):
+        from keras.src.backend.jax.distribution_lib import initialize_rng
+
+        initialize_rng()
+        return
+    cpu_devices = jax.devices("cpu")
+    local_seed = jax.numpy.asarray(
+        [random.randint(1, int(1e9))] * jax.local_device_count("cpu"), dtype=jax.numpy.uint32
+    )
+    summed = jax.pmap(lambda x: jax.lax.psum(x, "all"), axis_name="all", devices=cpu_devices)
+    keras.utils.set_random_seed(summed(local_seed).item(0))
 
 
 def make_distribution(

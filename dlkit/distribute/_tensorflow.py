@@ -49,10 +49,9 @@ import time
 from collections.abc import Sequence
 
 import tensorflow as tf
-from keras.src import tree
-from keras.src.backend.tensorflow import trainer as keras_tensorflow_trainer
+from keras import tree
 
-from dlkit.training._versions import version_in_range
+from dlkit.training._versions import private_api_supported, version_in_range
 
 __all__ = ["install_multi_worker_compat", "make_strategy"]
 
@@ -76,10 +75,24 @@ def _needs_multi_worker_compat() -> bool:
 
 
 def _in_multi_worker_mode(strategy) -> bool:
-    return (
-        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        and strategy.extended._in_multi_worker_mode()
-    )
+    """Whether ``strategy`` is a ``MultiWorkerMirroredStrategy`` over more than one worker.
+
+    TensorFlow's private ``extended._in_multi_worker_mode()``; on TensorFlow versions not
+    checked (``dlkit.training._versions``), one warning and the same answer from the public
+    cluster resolver: its chief and workers, more than one.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    if private_api_supported("TensorFlow multi-worker check", "tensorflow"):
+        return strategy.extended._in_multi_worker_mode()
+    return _worker_count(strategy.cluster_resolver) > 1
+
+
+def _worker_count(cluster_resolver) -> int:
+    """The chief and workers of a cluster resolver's cluster (1 with no cluster)."""
+    jobs = cluster_resolver.cluster_spec().as_dict() if cluster_resolver is not None else {}
+    count = sum(len(jobs.get(job, ())) for job in ("chief", "worker"))
+    return max(count, 1)
 
 
 def _patched_maybe_symbolic_build(original):
@@ -156,6 +169,9 @@ def install_multi_worker_compat() -> bool:
     """
     if not _needs_multi_worker_compat():
         return False
+    # Imported here, on the Keras versions the patches were checked against only.
+    from keras.src.backend.tensorflow import trainer as keras_tensorflow_trainer
+
     trainer_class = keras_tensorflow_trainer.TensorFlowTrainer
     build = trainer_class._maybe_symbolic_build
     if not hasattr(build, _PATCH_MARKER):

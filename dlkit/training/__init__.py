@@ -6,7 +6,8 @@ package when it needs gradients. Each backend has one small module (``_tensorflo
 ``backend.BackendModule``; ``backend.backend_module()`` picks the one matching
 ``keras.backend.backend()``. Speed paths that read private APIs sit beside them
 (``_torch_tracing.py``, ``_tensorflow_fast.py``), each behind its environment switch and the
-version gates of ``_versions.py``.
+version gates of ``_versions.py``, which also guard ``alternating.py``'s and
+``dlkit.distribute``'s private-API uses.
 """
 
 from dlkit.training.alternating import AlternatingModel, OptimizerGroup, Update

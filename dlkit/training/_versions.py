@@ -1,10 +1,13 @@
 """Version gates of the private APIs that ``dlkit.training`` and ``dlkit.distribute`` use.
 
 The speed paths of ``dlkit.training`` (PyTorch step tracing, TensorFlow's fused Adam, flat call
-and lean ``fit`` pipeline) and a few steps every user takes (building a model for
-``compile_train_steps``) read private attributes of Keras, TensorFlow and PyTorch. Each such use
-asks ``private_api_supported`` first: inside the versions it was checked against it goes ahead;
-outside them it warns once and the caller takes its plain, public path instead.
+and lean ``fit`` pipeline), a few steps every user takes (building a model for
+``compile_train_steps``; an ``AlternatingModel``'s logs and saved seed states) and
+``dlkit.distribute`` (the multi-worker check, the JAX processes' early-computation check and
+agreed seed) read private attributes of Keras, TensorFlow, JAX and PyTorch. Each such use asks
+``private_api_supported`` first: inside the versions it was checked against it goes ahead;
+outside them it warns once and the caller takes its plain, public path instead (the table of
+gates in docs/pages/training.md names each path and, where none is public, the consequence).
 
 ``CHECKED_VERSIONS`` is the one record of those versions, as ``[minimum, maximum)``: the
 maximum is the first release not checked; the minimum is the oldest release the private-API

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import keras
 
+from dlkit.training._versions import private_api_supported
 from dlkit.training.backend import backend_module
 
 __all__ = ["AlternatingModel", "OptimizerGroup", "Update"]
@@ -64,7 +65,7 @@ class OptimizerGroup(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        variables = list(self._variables)
+        variables = list(super().variables)
         for optimizer in self.optimizers.values():
             variables.extend(optimizer.variables)
         return variables
@@ -204,7 +205,15 @@ class AlternatingModel(keras.Model):
             steps_per_execution=steps_per_execution,
         )
         # The losses of an alternating model are per update; the single "loss" is meaningless.
-        self._loss_tracker = None
+        # Keras reports it from its private `Model._loss_tracker`, which `None` switches off;
+        # on Keras versions not checked, `metrics` leaves that tracker out instead (the same
+        # metrics, logs and JAX metric state, through the public property).
+        self._keras_loss_tracker_id = None
+        if private_api_supported("AlternatingModel loss logs", "keras"):
+            self._loss_tracker = None
+        else:
+            keras_loss = [m for m in super().metrics if m.name == "loss"]
+            self._keras_loss_tracker_id = id(keras_loss[0]) if keras_loss else None
         trackers = getattr(self, "_update_loss_trackers", None)
         if trackers is None or list(trackers) != names:  # keep them on a second compile
             self._update_loss_trackers = {
@@ -213,7 +222,7 @@ class AlternatingModel(keras.Model):
         for update in updates:
             optimizers[update.name].build(list(update.variables))
         group.build(self.trainable_variables)
-        self._compile_config = keras.utils.Config(
+        self._alternating_compile_config = keras.utils.Config(
             optimizers=group,
             run_eagerly=run_eagerly,
             jit_compile=jit_compile,
@@ -221,10 +230,19 @@ class AlternatingModel(keras.Model):
         )
         self.built = True
 
+    @property
+    def metrics(self):
+        """Keras's metrics, less its "loss" tracker where ``compile`` could not switch it off."""
+        metrics = super().metrics
+        keras_loss = getattr(self, "_keras_loss_tracker_id", None)
+        if keras_loss is None:
+            return metrics
+        return [metric for metric in metrics if id(metric) != keras_loss]
+
     def get_compile_config(self):
         if not getattr(self, "compiled", False):
             return {}
-        config = dict(self._compile_config)
+        config = dict(self._alternating_compile_config)
         config["optimizers"] = keras.saving.serialize_keras_object(config["optimizers"])
         return config
 
@@ -281,27 +299,36 @@ class AlternatingModel(keras.Model):
     # tree with its own variables, which makes `.keras` files and BackupAndRestore exact.
     _SEED_KEY = "seed_generator_state_"
 
-    def _all_seed_generators(self) -> list:
-        generators, seen = [], set()
+    def _seed_states(self) -> list[keras.Variable]:
+        """The state variables of every ``SeedGenerator`` in the model's tree, in layer order.
+
+        Through Keras's private ``_flatten_layers`` and ``Layer._seed_generators``; on Keras
+        versions not checked, through the public ``variables`` (every weight and, since Keras
+        3.0, every seed generator's state, layer by layer in the same order) less ``weights``.
+        """
+        if not private_api_supported("AlternatingModel seed saving", "keras"):
+            weights = {id(weight) for weight in self.weights}
+            return [v for v in self.variables if id(v) not in weights]
+        states, seen = [], set()
         for layer in self._flatten_layers(include_self=True):
             for generator in layer._seed_generators:
                 if id(generator) not in seen:
                     seen.add(id(generator))
-                    generators.append(generator)
-        return generators
+                    states.append(generator.state)
+        return states
 
     def save_own_variables(self, store):
         super().save_own_variables(store)
-        for index, generator in enumerate(self._all_seed_generators()):
-            store[f"{self._SEED_KEY}{index}"] = generator.state
+        for index, state in enumerate(self._seed_states()):
+            store[f"{self._SEED_KEY}{index}"] = state
 
     def load_own_variables(self, store):
         keys = list(store.keys())
         super().load_own_variables({k: store[k] for k in keys if not k.startswith(self._SEED_KEY)})
-        for index, generator in enumerate(self._all_seed_generators()):
+        for index, state in enumerate(self._seed_states()):
             key = f"{self._SEED_KEY}{index}"
             if key in keys:
-                generator.state.assign(store[key])
+                state.assign(store[key])
 
     def fit(
         self,

@@ -10,10 +10,14 @@ Run as a script in a fresh JAX process, one per role:
   share of every global batch.
 - ``python multi_process_fit.py connect``: only ``initialize`` with ``DLKIT_CONNECT_TIMEOUT``,
   for the tests of missing processes.
+
+``DLKIT_TEST_CLOSED_GATES=keras,jax`` closes the version gates of those packages' private APIs
+(``dlkit.training._versions``), for the run to take the public paths.
 """
 
 import json
 import os
+import random
 import sys
 
 GLOBAL_BATCH_SIZE = 32
@@ -22,6 +26,10 @@ NUM_SAMPLES = 320  # 10 global batches per epoch
 
 def main(role):
     from dlkit.distribute import _jax as distribute_jax
+    from dlkit.training import _versions
+
+    for package in filter(None, os.environ.get("DLKIT_TEST_CLOSED_GATES", "").split(",")):
+        _versions.CHECKED_VERSIONS[package] = ("0.0.1", "0.0.2")
 
     if role == "connect":
         distribute_jax.initialize(connect_timeout=float(os.environ["DLKIT_CONNECT_TIMEOUT"]))
@@ -29,6 +37,8 @@ def main(role):
     # Before any JAX computation: the devices of all processes are fixed here.
     multi_process = role == "worker" and distribute_jax.initialize(connect_timeout=30.0)
     initialized_again = distribute_jax.initialize()  # a second call only reports the mode
+    # Python's random is seeded with the global seed the processes agreed on.
+    draw_after_initialize = random.random()
 
     import jax
     import keras
@@ -88,6 +98,7 @@ def main(role):
         "num_devices": len(keras.distribution.list_devices()),
         "num_local_devices": jax.local_device_count(),
         "initialized_again": initialized_again,
+        "draw_after_initialize": draw_after_initialize,
         "gan": {
             "history": gan_history.history,
             "weights": [w.tolist() for w in gan.get_weights()],

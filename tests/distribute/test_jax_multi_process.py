@@ -120,20 +120,28 @@ def test_initialize_validates_its_arguments(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("devices_per_process", [1, 2])
-def test_two_processes_train_like_one(devices_per_process):
+@pytest.mark.parametrize("devices_per_process, closed_gates", [(1, ""), (2, ""), (2, "keras,jax")])
+def test_two_processes_train_like_one(devices_per_process, closed_gates):
+    """With ``closed_gates``, the workers take the public paths of the private-API gates of
+    those packages (the agreed seed, the early-computation check, the alternating model's)."""
     address = f"127.0.0.1:{free_port()}"
     workers = [
         {
             "DLKIT_COORDINATOR_ADDRESS": address,
             "DLKIT_NUM_PROCESSES": "2",
             "DLKIT_PROCESS_ID": str(process_id),
+            "DLKIT_TEST_CLOSED_GATES": closed_gates,
             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}",
         }
         for process_id in range(2)
     ]
     outputs, _ = run_together([{}, *workers], "worker")
+    for _, _, stderr in outputs[1:]:
+        for feature in ["JAX multi-process seed", "JAX early-computation check"]:
+            assert (f"dlkit's {feature} uses private APIs" in stderr) is bool(closed_gates)
     reference, *results = [parse_result(*output) for output in outputs]
+    # Every process drew the same number: they agreed on one global seed.
+    assert results[0]["draw_after_initialize"] == results[1]["draw_after_initialize"]
     assert reference["num_processes"] == 1 and reference["num_devices"] == 1
     assert reference["initialized_again"] is False
     assert [result["process_id"] for result in results] == [0, 1]

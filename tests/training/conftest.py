@@ -6,18 +6,19 @@ import pytest
 
 @pytest.fixture
 def version_gates(monkeypatch):
-    """Fresh gate verdicts for the test; ``close(package)`` makes the installed ``package``
-    fall outside its checked range (and forgets earlier verdicts); ``warnings(caught)`` keeps
-    the gates' warnings of a ``warnings.catch_warnings(record=True)`` list."""
+    """Fresh gate verdicts for the test; ``close(package, keep_open=features)`` makes the
+    installed ``package`` fall outside its checked range (and forgets earlier verdicts), with
+    the gates of ``features`` left open; ``warnings(caught)`` keeps the gates' warnings of a
+    ``warnings.catch_warnings(record=True)`` list."""
     from dlkit.training import _versions
 
     monkeypatch.setattr(_versions, "_VERDICTS", {})
 
     class Gates:
         @staticmethod
-        def close(package):
+        def close(package, keep_open=()):
             monkeypatch.setitem(_versions.CHECKED_VERSIONS, package, ("0.0.1", "0.0.2"))
-            monkeypatch.setattr(_versions, "_VERDICTS", {})
+            monkeypatch.setattr(_versions, "_VERDICTS", dict.fromkeys(keep_open, True))
 
         @staticmethod
         def warnings(caught):
