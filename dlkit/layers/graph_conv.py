@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from dlkit.validation import check_int
+
 __all__ = ["ChebConv", "GraphConv", "normalize_adjacency"]
 
 
@@ -244,8 +246,7 @@ class ChebConv(keras.layers.Layer):
         _store_dense_arguments(
             self, units, activation, use_bias, kernel_initializer, bias_initializer
         )
-        _check_positive_int("order", order)
-        self.order = order
+        self.order = check_int("order", order)
 
     def build(
         self, features_shape, adjacency_shape=None, edges_shape=None, edge_weights_shape=None
@@ -299,8 +300,7 @@ def _store_dense_arguments(
     layer, units, activation, use_bias, kernel_initializer, bias_initializer
 ):
     """Checks and stores the arguments both graph convolutions share with `Dense`."""
-    _check_positive_int("units", units)
-    layer.units = units
+    layer.units = check_int("units", units)
     layer.activation = keras.activations.get(activation)
     layer.use_bias = use_bias
     layer.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -380,11 +380,6 @@ def _safe_inverse_sqrt(degree):
     """1/√degree, and 0 where the degree is 0 (isolated nodes)."""
     positive = degree > 0
     return ops.where(positive, ops.rsqrt(ops.where(positive, degree, 1.0)), 0.0)
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
 
 
 def _check_features_shape(features_shape, return_num_nodes=False):
