@@ -55,8 +55,8 @@ class TwoPlayerGAN(AlternatingModel):
             `num_classes` is set) to samples (B, ...).
         discriminator: the network judging samples; its outputs are the subclass's business.
         latent_dim: size of the noise vector, >= 1.
-        discriminator_steps: discriminator updates per generator update (k), >= 1.
         num_classes: number of classes K (>= 2) of a conditional generator, or None.
+        discriminator_steps: discriminator updates per generator update (k), >= 1.
         seed: seed of the model's noise (training and `sample`).
         **kwargs: other `keras.Model` arguments (`name`, ...).
     """
@@ -70,8 +70,8 @@ class TwoPlayerGAN(AlternatingModel):
         generator,
         discriminator,
         latent_dim,
-        discriminator_steps=1,
         num_classes=None,
+        discriminator_steps=1,
         seed=None,
         **kwargs,
     ):
@@ -125,13 +125,11 @@ class TwoPlayerGAN(AlternatingModel):
                 )
 
     def get_config(self):
-        config = super().get_config()
-        config.update(networks_config(self, self._NETWORKS, self._CONFIG_ARGUMENTS))
-        return config
+        return {**super().get_config(), **networks_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        return cls(**networks_from_config(config, cls._NETWORKS))
+        return cls(**networks_from_config(cls, config))
 
     def call(self, inputs):
         if self.num_classes is None:

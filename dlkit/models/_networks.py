@@ -51,18 +51,20 @@ def check_layers(**networks) -> None:
             raise ValueError(f"Expected `{name}` to be a keras.Model. Received: {name}={network!r}")
 
 
-def networks_config(model, names, arguments) -> dict:
-    """The config of a model: its arguments `arguments` and its serialised networks `names`."""
-    config = {name: getattr(model, name) for name in arguments}
-    for name in names:
+def networks_config(model) -> dict:
+    """The constructor arguments of `model`: the attributes its class names in
+    `_CONFIG_ARGUMENTS`, then its networks, named in `_NETWORKS`, serialised."""
+    config = {name: getattr(model, name) for name in model._CONFIG_ARGUMENTS}
+    for name in model._NETWORKS:
         config[name] = keras.saving.serialize_keras_object(getattr(model, name))
     return config
 
 
-def networks_from_config(config, names) -> dict:
-    """The constructor arguments in `config`, with the networks `names` deserialised."""
+def networks_from_config(model_class, config) -> dict:
+    """The constructor arguments in `config`, with the networks that `model_class` names in
+    `_NETWORKS` deserialised."""
     config = dict(config)
-    for name in names:
+    for name in model_class._NETWORKS:
         # Deserialising consumes nested dictionaries: work on a copy, keep the caller's config.
         config[name] = keras.saving.deserialize_keras_object(copy.deepcopy(config[name]))
     return config

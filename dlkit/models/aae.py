@@ -38,7 +38,6 @@ MIXTURE_COMPONENTS = 10
 MIXTURE_RADIUS = 1.4
 MIXTURE_RADIAL_STD = 0.5
 MIXTURE_TANGENTIAL_STD = 0.1
-_NETWORKS = ("encoder", "decoder", "discriminator")
 
 
 def sample_prior(prior, num_samples, latent_dim, seed=None):
@@ -179,6 +178,10 @@ class AdversarialAutoencoder(AlternatingModel):
         (https://arxiv.org/abs/1511.05644).
     """
 
+    # Constructor arguments other than the networks, stored as same-named attributes.
+    _CONFIG_ARGUMENTS = ("prior", "reconstruction_weight", "seed")
+    _NETWORKS = ("encoder", "decoder", "discriminator")
+
     def __init__(
         self,
         encoder,
@@ -210,13 +213,11 @@ class AdversarialAutoencoder(AlternatingModel):
         self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(networks_config(self, _NETWORKS, ("prior", "reconstruction_weight", "seed")))
-        return config
+        return {**super().get_config(), **networks_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        return cls(**networks_from_config(config, _NETWORKS))
+        return cls(**networks_from_config(cls, config))
 
     def call(self, images):
         return self.decoder(self.encoder(images))

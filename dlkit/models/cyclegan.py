@@ -29,7 +29,6 @@ from dlkit.validation import check_choice, check_non_negative
 __all__ = ["ADVERSARIAL_LOSSES", "CycleGAN", "build_digits_cyclegan_networks"]
 
 ADVERSARIAL_LOSSES = ("least_squares", "cross_entropy")
-_NETWORK_NAMES = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 
 
 def _check_networks(generator_ab, generator_ba, discriminator_a, discriminator_b):
@@ -135,6 +134,7 @@ class CycleGAN(AlternatingModel):
 
     # Constructor arguments other than the networks, stored as same-named attributes.
     _CONFIG_ARGUMENTS = ("cycle_weight", "identity_weight", "adversarial_loss")
+    _NETWORKS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 
     def __init__(
         self,
@@ -171,13 +171,11 @@ class CycleGAN(AlternatingModel):
         )
 
     def get_config(self):
-        config = super().get_config()
-        config.update(networks_config(self, _NETWORK_NAMES, self._CONFIG_ARGUMENTS))
-        return config
+        return {**super().get_config(), **networks_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        return cls(**networks_from_config(config, _NETWORK_NAMES))
+        return cls(**networks_from_config(cls, config))
 
     def call(self, images_a, training=None):
         return self.generator_ab(images_a, training=training)

@@ -103,12 +103,7 @@ class GAN(TwoPlayerGAN):
         **kwargs,
     ):
         super().__init__(
-            generator,
-            discriminator,
-            latent_dim,
-            discriminator_steps=discriminator_steps,
-            seed=seed,
-            **kwargs,
+            generator, discriminator, latent_dim, None, discriminator_steps, seed, **kwargs
         )
         self.saturating = bool(saturating)
 
@@ -190,13 +185,7 @@ class ConditionalGAN(TwoPlayerGAN):
         if discriminator is None:
             discriminator = build_conditional_digits_discriminator(num_classes, conditioning)
         super().__init__(
-            generator,
-            discriminator,
-            latent_dim,
-            discriminator_steps=discriminator_steps,
-            num_classes=num_classes,
-            seed=seed,
-            **kwargs,
+            generator, discriminator, latent_dim, num_classes, discriminator_steps, seed, **kwargs
         )
         self.conditioning = conditioning
 
@@ -272,13 +261,7 @@ class ACGAN(TwoPlayerGAN):
         **kwargs,
     ):
         super().__init__(
-            generator,
-            discriminator,
-            latent_dim,
-            discriminator_steps=discriminator_steps,
-            num_classes=num_classes,
-            seed=seed,
-            **kwargs,
+            generator, discriminator, latent_dim, num_classes, discriminator_steps, seed, **kwargs
         )
 
     def _discriminator_label_shapes(self, discriminator):

@@ -92,13 +92,11 @@ class BaseVAE(keras.Model):
         return loss
 
     def get_config(self):
-        config = super().get_config()
-        config.update(networks_config(self, self._NETWORKS, self._CONFIG_ARGUMENTS))
-        return config
+        return {**super().get_config(), **networks_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        return cls(**networks_from_config(config, cls._NETWORKS))
+        return cls(**networks_from_config(cls, config))
 
 
 @keras.saving.register_keras_serializable(package="dlkit")

@@ -30,8 +30,6 @@ from dlkit.validation import check_int, check_non_negative
 
 __all__ = ["VAEGAN", "build_digits_vaegan_networks"]
 
-_NETWORKS = ("encoder", "decoder", "discriminator")
-
 
 def _check_networks(encoder, decoder, discriminator, image_shape):
     """Checks the networks' outputs on images of `image_shape` (H, W, C); returns latent_dim."""
@@ -140,6 +138,10 @@ class VAEGAN(AlternatingModel):
         similarity metric", ICML 2016 (https://arxiv.org/abs/1512.09300).
     """
 
+    # Constructor arguments other than the networks, stored as same-named attributes.
+    _CONFIG_ARGUMENTS = ("beta", "feature_weight", "seed")
+    _NETWORKS = ("encoder", "decoder", "discriminator")
+
     def __init__(
         self, encoder, decoder, discriminator, beta=1.0, feature_weight=1.0, seed=None, **kwargs
     ):
@@ -173,13 +175,11 @@ class VAEGAN(AlternatingModel):
         self.built = True
 
     def get_config(self):
-        config = super().get_config()
-        config.update(networks_config(self, _NETWORKS, ("beta", "feature_weight", "seed")))
-        return config
+        return {**super().get_config(), **networks_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        return cls(**networks_from_config(config, _NETWORKS))
+        return cls(**networks_from_config(cls, config))
 
     def call(self, images, training=None):
         mean, log_variance = self.encoder(images, training=training)  # 2 × (B, latent_dim)
