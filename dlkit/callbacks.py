@@ -14,14 +14,9 @@ import keras
 import numpy as np
 
 from dlkit import plotting
+from dlkit.validation import check_int
 
 __all__ = ["LatentScatter", "LossCurves", "SampleGrid"]
-
-
-def _check_every(every: int) -> int:
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"Expected `every` to be an integer >= 1. Received: every={every!r}")
-    return every
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -52,7 +47,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.sample_fn = sample_fn
         self.output_dir = Path(output_dir)
         self.num_images = num_images
-        self.every = _check_every(every)
+        self.every = check_int("every", every)
         self.value_range = value_range
         self.paths: list[Path] = []
 
@@ -120,7 +115,7 @@ class LatentScatter(keras.callbacks.Callback):
             )
         self.encode_fn = encode_fn
         self.output_dir = Path(output_dir)
-        self.every = _check_every(every)
+        self.every = check_int("every", every)
         self.paths: list[Path] = []
 
     def on_epoch_end(self, epoch, logs=None):

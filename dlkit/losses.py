@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from keras import ops
 
+from dlkit.validation import check_fraction
+
 __all__ = [
     "cycle_consistency_loss",
     "discriminator_loss",
@@ -176,10 +178,7 @@ def sequence_cross_entropy(targets, logits, label_smoothing=0.0, padding_id=0):
         >>> print(round(float(sequence_cross_entropy(np.array([[1, 2, 0]]), logits)), 4))
         1.3863
     """
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(
-            f"Expected `label_smoothing` in [0, 1). Received: label_smoothing={label_smoothing!r}"
-        )
+    label_smoothing = check_fraction("label_smoothing", label_smoothing)
     logits = ops.convert_to_tensor(logits)
     targets = ops.cast(targets, "int32")
     if len(logits.shape) != len(targets.shape) + 1:

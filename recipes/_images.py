@@ -1,6 +1,7 @@
 """Images for the recipes that train on them: datasets by name, and a digits judge.
 
-``load_images`` returns the embedded 8×8 digits as NumPy arrays (the default, offline) or a
+``start_image_run`` starts a run on the images of its ``Config``. ``load_images`` returns the
+embedded 8×8 digits as NumPy arrays (the default, offline) or a
 tensorflow-datasets image dataset (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``) as
 batched ``tf.data`` pipelines, in one shape that ``fit`` accepts either way. The generative
 recipes also take their optimizers and their conditional sample grids from here.
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlkit.data import DATASETS, DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits, load
 from dlkit.plotting import plot_image_grid
+from dlkit.recipes._recipe import start_run
 from dlkit.validation import check_choice
 
 # The image datasets a generative recipe accepts by its `dataset` field.
@@ -116,6 +119,16 @@ def load_images(
     )
 
 
+def start_image_run(config, value_range: tuple[float, float]) -> tuple[Path, Images]:
+    """Starts the run (`start_run`: output folder and seeds) and loads the images of
+    ``config.dataset`` with pixels in `value_range`; returns (output folder, images)."""
+    output_dir = start_run(config)
+    images = load_images(
+        config.dataset, value_range, config.batch_size, config.seed, config.data_dir
+    )
+    return output_dir, images
+
+
 @functools.lru_cache(maxsize=4)
 def digits_judge(seed: int = 0):
     """The ``classifier_digits`` CNN trained on the real digits, cached per seed."""
@@ -144,6 +157,20 @@ def class_shares(images: np.ndarray, value_range: tuple[float, float], seed: int
     """Share (10,) of `images` that the judge assigns to each digit class."""
     predictions = judge_digits(images, value_range, seed)
     return np.bincount(predictions, minlength=NUM_DIGIT_CLASSES) / len(predictions)
+
+
+def class_coverage(
+    generated: np.ndarray, images: Images, value_range, seed: int, name: str = "class_shares"
+) -> dict:
+    """On the digits, the judge's share of the `generated` images per class (under `name`) and
+    the number of classes holding at least 2 % of them; on other datasets, nothing."""
+    if not images.is_embedded:
+        return {}
+    shares = class_shares(generated, value_range, seed)
+    return {
+        name: [round(float(share), 3) for share in shares],
+        "classes_with_at_least_2_percent": int(np.sum(shares >= 0.02)),
+    }
 
 
 def requested_class_accuracy(

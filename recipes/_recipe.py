@@ -1,9 +1,11 @@
 """What every recipe does around its model: check its Config, train, summarise, export.
 
 ``check_config`` validates the usual fields of a recipe's ``Config`` with
-``dlkit.validation``; ``fit`` trains with a resumable backup and loss curves; ``run_summary``
-and ``write_metrics`` end a run; ``export_for_serving`` writes the serving export. The image
-recipes add ``dlkit.recipes._images``, the deep-RL ones ``dlkit.recipes._deep_rl``.
+``dlkit.validation``; ``start_run`` creates the output folder and seeds the run; ``fit`` trains
+with a resumable backup and loss curves; ``run_paths`` names the files of a run,
+``run_summary`` and ``write_metrics`` end it; ``export_for_serving`` and ``save_for_serving``
+write the serving export. The image recipes add ``dlkit.recipes._images``, the deep-RL ones
+``dlkit.recipes._deep_rl``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,23 @@ def check_config(config, positive=(), non_negative=(), datasets=None) -> None:
         check_choice("export", config.export, EXPORT_FORMATS)
     if datasets is not None:
         check_choice("dataset", config.dataset, datasets)
+
+
+def start_run(config) -> Path:
+    """Creates ``config.output_dir`` and seeds Python, NumPy and the backend with
+    ``config.seed``; returns the folder."""
+    import keras
+
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    return output_dir
+
+
+def run_paths(output_dir: Path, **files) -> dict:
+    """The files of a run: `files` (name → path), then the loss curves (``history.png``, drawn
+    by `fit`) and the metrics (``metrics.json``, written by `write_metrics`)."""
+    return {**files, "history": output_dir / "history.png", "metrics": output_dir / "metrics.json"}
 
 
 def fit(model, fit_arguments: dict, config, output_dir: Path, callbacks=()):
@@ -89,3 +108,10 @@ def export_for_serving(paths: dict, name: str, model, output_dir: Path, export_f
 
     suffix = ".onnx" if export_format == "onnx" else ""
     paths[name] = export(model, output_dir / f"{name}{suffix}", format=export_format)
+
+
+def save_for_serving(paths: dict, name: str, network, output_dir: Path, export_format: str) -> None:
+    """Saves `network` to ``paths[name]`` (a ``.keras`` file) and exports it for serving as
+    ``output_dir/<name>_export`` (`export_for_serving`)."""
+    network.save(paths[name])
+    export_for_serving(paths, f"{name}_export", network, output_dir, export_format)

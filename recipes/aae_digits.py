@@ -24,15 +24,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from dlkit import plotting
 from dlkit.models.aae import PRIORS, AdversarialAutoencoder, build_digits_aae_networks
-from dlkit.recipes._images import DATASET_CHOICES, load_images
-from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
+from dlkit.recipes._images import DATASET_CHOICES, start_image_run
+from dlkit.recipes._recipe import (
+    check_config,
+    export_for_serving,
+    fit,
+    run_paths,
+    run_summary,
+    write_metrics,
+)
+from dlkit.validation import check_choice, check_int
 
 VALUE_RANGE = (0.0, 1.0)
 # Half-width of the decoded latent grid per prior: about the span of its draws.
@@ -73,12 +80,9 @@ class Config:
             non_negative=("reconstruction_weight",),
             datasets=DATASET_CHOICES,
         )
-        if self.prior not in PRIORS:
-            raise ValueError(f"Expected prior in {PRIORS}. Received: prior={self.prior!r}")
-        if self.prior == "mixture" and self.latent_dim < 2:
-            raise ValueError(
-                f"Expected latent_dim >= 2 for the mixture prior. Received: {self.latent_dim}"
-            )
+        check_choice("prior", self.prior, PRIORS)
+        if self.prior == "mixture":
+            check_int("latent_dim", self.latent_dim, 2)  # the mixture lies in two dimensions
 
 
 def steps_per_epoch(images) -> int | None:
@@ -99,12 +103,7 @@ def reconstruction_error(model, images) -> float:
 
 def main(config: Config) -> dict:
     """Trains the AAE, writes the figures and returns the reconstruction and prior-match figures."""
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    images = load_images(
-        config.dataset, VALUE_RANGE, config.batch_size, config.seed, config.data_dir
-    )
+    output_dir, images = start_image_run(config, VALUE_RANGE)
 
     model = AdversarialAutoencoder(
         *build_digits_aae_networks(config.latent_dim, images.image_shape),
@@ -133,16 +132,15 @@ def main(config: Config) -> dict:
     codes = keras.ops.convert_to_numpy(model.encode(test_images))  # (N, latent_dim)
     reconstruction = keras.ops.convert_to_numpy(model.decode(codes))
     prior_codes = keras.ops.convert_to_numpy(model.sample_prior(10000))
-    paths = {
-        "model": output_dir / "model.keras",
-        "samples": plotting.plot_image_grid(
+    paths = run_paths(
+        output_dir,
+        model=output_dir / "model.keras",
+        samples=plotting.plot_image_grid(
             keras.ops.convert_to_numpy(model.sample(32)),
             output_dir / "samples.png",
             value_range=VALUE_RANGE,
         ),
-        "history": output_dir / "history.png",
-        "metrics": output_dir / "metrics.json",
-    }
+    )
     if config.latent_dim == 2:
         paths["latent"] = plotting.plot_latent_scatter(
             codes, test_labels, output_dir / "latent.png"

@@ -24,7 +24,6 @@ Run: ``dlkit run acgan_digits --epochs 20`` or ``python recipes/acgan_digits.py`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -38,9 +37,16 @@ from dlkit.recipes._images import (
     DATASET_CHOICES,
     adversarial_optimizers,
     conditional_samples,
-    load_images,
+    start_image_run,
 )
-from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
+from dlkit.recipes._recipe import (
+    check_config,
+    fit,
+    run_paths,
+    run_summary,
+    save_for_serving,
+    write_metrics,
+)
 
 VALUE_RANGE = (-1.0, 1.0)
 
@@ -80,12 +86,7 @@ class Config:
 
 def main(config: Config) -> dict:
     """Trains the AC-GAN, draws a grid per class and returns the quality gate."""
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    images = load_images(
-        config.dataset, VALUE_RANGE, config.batch_size, config.seed, config.data_dir
-    )
+    output_dir, images = start_image_run(config, VALUE_RANGE)
     num_classes = images.num_classes
     model = ACGAN(
         # The label joins the noise; the discriminator never sees it.
@@ -101,14 +102,12 @@ def main(config: Config) -> dict:
     model.compile(optimizers=adversarial_optimizers(model, config.learning_rate))
     history, train_seconds = fit(model, images.fit_arguments(labels=True), config, output_dir)
 
-    paths = {
-        "generator": output_dir / "generator.keras",
-        "samples": output_dir / "samples.png",
-        "history": output_dir / "history.png",
-        "metrics": output_dir / "metrics.json",
-    }
-    model.generator.save(paths["generator"])
-    export_for_serving(paths, "generator_export", model.generator, output_dir, config.export)
+    paths = run_paths(
+        output_dir,
+        generator=output_dir / "generator.keras",
+        samples=output_dir / "samples.png",
+    )
+    save_for_serving(paths, "generator", model.generator, output_dir, config.export)
     results = run_summary(config, history, train_seconds)
     results.update(
         conditional_samples(

@@ -24,9 +24,6 @@ Run: ``dlkit run cgan_digits --conditioning film`` or ``python recipes/cgan_digi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-import keras
 
 from dlkit.models.gan import (
     CONDITIONING_MODES,
@@ -38,9 +35,17 @@ from dlkit.recipes._images import (
     DATASET_CHOICES,
     adversarial_optimizers,
     conditional_samples,
-    load_images,
+    start_image_run,
 )
-from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
+from dlkit.recipes._recipe import (
+    check_config,
+    fit,
+    run_paths,
+    run_summary,
+    save_for_serving,
+    write_metrics,
+)
+from dlkit.validation import check_choice
 
 VALUE_RANGE = (-1.0, 1.0)
 
@@ -80,21 +85,12 @@ class Config:
             positive=("epochs", "batch_size", "learning_rate", "latent_dim", "discriminator_steps"),
             datasets=DATASET_CHOICES,
         )
-        if self.conditioning not in CONDITIONING_MODES:
-            raise ValueError(
-                f"Expected conditioning to be one of {CONDITIONING_MODES}. "
-                f"Received: conditioning={self.conditioning!r}"
-            )
+        check_choice("conditioning", self.conditioning, CONDITIONING_MODES)
 
 
 def main(config: Config) -> dict:
     """Trains the conditional GAN, draws a grid per class and returns the quality gate."""
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    images = load_images(
-        config.dataset, VALUE_RANGE, config.batch_size, config.seed, config.data_dir
-    )
+    output_dir, images = start_image_run(config, VALUE_RANGE)
     num_classes = images.num_classes
     model = ConditionalGAN(
         build_conditional_digits_generator(
@@ -112,14 +108,12 @@ def main(config: Config) -> dict:
     model.compile(optimizers=adversarial_optimizers(model, config.learning_rate))
     history, train_seconds = fit(model, images.fit_arguments(labels=True), config, output_dir)
 
-    paths = {
-        "generator": output_dir / "generator.keras",
-        "samples": output_dir / "samples.png",
-        "history": output_dir / "history.png",
-        "metrics": output_dir / "metrics.json",
-    }
-    model.generator.save(paths["generator"])
-    export_for_serving(paths, "generator_export", model.generator, output_dir, config.export)
+    paths = run_paths(
+        output_dir,
+        generator=output_dir / "generator.keras",
+        samples=output_dir / "samples.png",
+    )
+    save_for_serving(paths, "generator", model.generator, output_dir, config.export)
     results = {"conditioning": config.conditioning, **run_summary(config, history, train_seconds)}
     results.update(
         conditional_samples(

@@ -21,13 +21,19 @@ Run: ``dlkit run cvae_digits --epochs 20`` or ``python recipes/cvae_digits.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 
 from dlkit.models.vae import ConditionalVAE, build_digits_cvae_decoder, build_digits_cvae_encoder
-from dlkit.recipes._images import DATASET_CHOICES, conditional_samples, load_images
-from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
+from dlkit.recipes._images import DATASET_CHOICES, conditional_samples, start_image_run
+from dlkit.recipes._recipe import (
+    check_config,
+    export_for_serving,
+    fit,
+    run_paths,
+    run_summary,
+    write_metrics,
+)
 
 # Bernoulli likelihood: pixels and decoder outputs in [0, 1].
 VALUE_RANGE = (0.0, 1.0)
@@ -79,12 +85,7 @@ def _pairs(images) -> dict:
 
 def main(config: Config) -> dict:
     """Trains the conditional VAE, draws a grid per class and returns the quality gate."""
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    images = load_images(
-        config.dataset, VALUE_RANGE, config.batch_size, config.seed, config.data_dir
-    )
+    output_dir, images = start_image_run(config, VALUE_RANGE)
     num_classes = images.num_classes
     model = ConditionalVAE(
         build_digits_cvae_encoder(config.latent_dim, num_classes, images.image_shape),
@@ -98,12 +99,9 @@ def main(config: Config) -> dict:
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     history, train_seconds = fit(model, _pairs(images), config, output_dir)
 
-    paths = {
-        "model": output_dir / "model.keras",
-        "samples": output_dir / "samples.png",
-        "history": output_dir / "history.png",
-        "metrics": output_dir / "metrics.json",
-    }
+    paths = run_paths(
+        output_dir, model=output_dir / "model.keras", samples=output_dir / "samples.png"
+    )
     model.save(paths["model"])
     export_for_serving(paths, "decoder_export", model.decoder, output_dir, config.export)
     results = run_summary(config, history, train_seconds)

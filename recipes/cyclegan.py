@@ -31,7 +31,16 @@ from dlkit.data import digits, load
 from dlkit.models.cyclegan import ADVERSARIAL_LOSSES, CycleGAN, build_digits_cyclegan_networks
 from dlkit.plotting import plot_image_grid
 from dlkit.recipes._images import adversarial_optimizers
-from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
+from dlkit.recipes._recipe import (
+    check_config,
+    fit,
+    run_paths,
+    run_summary,
+    save_for_serving,
+    start_run,
+    write_metrics,
+)
+from dlkit.validation import check_choice, check_int
 
 VALUE_RANGE = (-1.0, 1.0)
 DATASETS = ("digits", "horse2zebra")
@@ -82,14 +91,9 @@ class Config:
             non_negative=("cycle_weight", "identity_weight"),
             datasets=DATASETS,
         )
-        choices = {"adversarial_loss": ADVERSARIAL_LOSSES, "transform": TRANSFORMS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"Expected {name} to be one of {allowed}. "
-                    f"Received: {name}={getattr(self, name)!r}"
-                )
-        if self.image_size < 4 or self.image_size % 4:
+        check_choice("adversarial_loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
+        check_choice("transform", self.transform, TRANSFORMS)
+        if check_int("image_size", self.image_size, 4) % 4:
             raise ValueError(
                 "Expected image_size >= 4 and divisible by 4. "
                 f"Received: image_size={self.image_size}"
@@ -164,9 +168,7 @@ def plot_translations(model: CycleGAN, test_a, test_b, path: Path) -> Path:
 
 def main(config: Config) -> dict:
     """Trains the CycleGAN, writes the generators and figures, returns the held-out errors."""
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
+    output_dir = start_run(config)
     fit_arguments, test_a, test_b, image_shape = load_domains(config)
 
     model = CycleGAN(
@@ -181,20 +183,14 @@ def main(config: Config) -> dict:
     cycle_error_a, cycle_error_b = (
         float(keras.ops.convert_to_numpy(error)) for error in model.cycle_error(test_a, test_b)
     )
-    paths = {
-        "generator_ab": output_dir / "generator_ab.keras",
-        "generator_ba": output_dir / "generator_ba.keras",
-        "translations": output_dir / "translations.png",
-        "history": output_dir / "history.png",
-        "metrics": output_dir / "metrics.json",
-    }
-    model.generator_ab.save(paths["generator_ab"])
-    model.generator_ba.save(paths["generator_ba"])
-    for name, generator in (
-        ("generator_ab", model.generator_ab),
-        ("generator_ba", model.generator_ba),
-    ):
-        export_for_serving(paths, f"{name}_export", generator, output_dir, config.export)
+    paths = run_paths(
+        output_dir,
+        generator_ab=output_dir / "generator_ab.keras",
+        generator_ba=output_dir / "generator_ba.keras",
+        translations=output_dir / "translations.png",
+    )
+    save_for_serving(paths, "generator_ab", model.generator_ab, output_dir, config.export)
+    save_for_serving(paths, "generator_ba", model.generator_ba, output_dir, config.export)
     plot_translations(model, test_a, test_b, paths["translations"])
     results = run_summary(config, history, train_seconds)
     results.update(

@@ -19,15 +19,25 @@ Run: ``dlkit run gan_digits --epochs 40`` or ``python recipes/gan_digits.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
-import numpy as np
 
 from dlkit.callbacks import SampleGrid
 from dlkit.models.gan import GAN, build_digits_discriminator, build_digits_generator
-from dlkit.recipes._images import DATASET_CHOICES, adversarial_optimizers, class_shares, load_images
-from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
+from dlkit.recipes._images import (
+    DATASET_CHOICES,
+    adversarial_optimizers,
+    class_coverage,
+    start_image_run,
+)
+from dlkit.recipes._recipe import (
+    check_config,
+    fit,
+    run_paths,
+    run_summary,
+    save_for_serving,
+    write_metrics,
+)
 
 VALUE_RANGE = (-1.0, 1.0)
 
@@ -76,12 +86,7 @@ class Config:
 
 def main(config: Config) -> dict:
     """Trains the GAN, writes the sample grids and returns the losses and class coverage."""
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    images = load_images(
-        config.dataset, VALUE_RANGE, config.batch_size, config.seed, config.data_dir
-    )
+    output_dir, images = start_image_run(config, VALUE_RANGE)
 
     gan = GAN(
         build_digits_generator(config.latent_dim, images.image_shape),
@@ -100,21 +105,14 @@ def main(config: Config) -> dict:
 
     generated = keras.ops.convert_to_numpy(gan.sample(1000))
     real, _ = images.test_arrays()
-    paths = {
-        "generator": output_dir / "generator.keras",
-        "samples": samples.paths,
-        "history": output_dir / "history.png",
-        "metrics": output_dir / "metrics.json",
-    }
-    gan.generator.save(paths["generator"])
-    export_for_serving(paths, "generator_export", gan.generator, output_dir, config.export)
+    paths = run_paths(output_dir, generator=output_dir / "generator.keras", samples=samples.paths)
+    save_for_serving(paths, "generator", gan.generator, output_dir, config.export)
     results = run_summary(config, history, train_seconds)
     results["pixel_mean_difference"] = float(abs(generated.mean() - real.mean()))
     results["pixel_std_difference"] = float(abs(generated.std() - real.std()))
-    if images.is_embedded:
-        coverage = class_shares(generated, VALUE_RANGE, config.seed)
-        results["class_shares_of_samples"] = [round(float(share), 3) for share in coverage]
-        results["classes_with_at_least_2_percent"] = int(np.sum(coverage >= 0.02))
+    results.update(
+        class_coverage(generated, images, VALUE_RANGE, config.seed, "class_shares_of_samples")
+    )
     return write_metrics(results, paths)
 
 

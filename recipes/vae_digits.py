@@ -18,14 +18,20 @@ Run: ``dlkit run vae_digits --epochs 20`` or ``python recipes/vae_digits.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 
 from dlkit import plotting
 from dlkit.models.vae import VAE, build_digits_vae_decoder, build_digits_vae_encoder
-from dlkit.recipes._images import DATASET_CHOICES, load_images
-from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
+from dlkit.recipes._images import DATASET_CHOICES, start_image_run
+from dlkit.recipes._recipe import (
+    check_config,
+    export_for_serving,
+    fit,
+    run_paths,
+    run_summary,
+    write_metrics,
+)
 
 
 @dataclass
@@ -64,12 +70,7 @@ class Config:
 
 def main(config: Config) -> dict:
     """Trains the VAE, writes the figures and returns the held-out losses."""
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    images = load_images(
-        config.dataset, (0.0, 1.0), config.batch_size, config.seed, config.data_dir
-    )
+    output_dir, images = start_image_run(config, (0.0, 1.0))
     test_data = images.fit_arguments("test", labels=False)
     test_images, test_labels = images.test_arrays()
 
@@ -90,14 +91,13 @@ def main(config: Config) -> dict:
     )
     after = model.evaluate(**test_data, verbose=0, return_dict=True)
 
-    paths = {
-        "model": output_dir / "model.keras",
-        "samples": plotting.plot_image_grid(
+    paths = run_paths(
+        output_dir,
+        model=output_dir / "model.keras",
+        samples=plotting.plot_image_grid(
             keras.ops.convert_to_numpy(model.sample(32)), output_dir / "samples.png"
         ),
-        "history": output_dir / "history.png",
-        "metrics": output_dir / "metrics.json",
-    }
+    )
     if config.latent_dim == 2:
         means, _ = model.encode(test_images)
         paths["latent"] = plotting.plot_latent_scatter(

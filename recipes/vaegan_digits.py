@@ -22,7 +22,6 @@ Run: ``dlkit run vaegan_digits --epochs 30`` or ``python recipes/vaegan_digits.p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -30,8 +29,20 @@ import numpy as np
 from dlkit import plotting
 from dlkit.losses import kl_divergence_to_standard_normal
 from dlkit.models.vaegan import VAEGAN, build_digits_vaegan_networks
-from dlkit.recipes._images import DATASET_CHOICES, adversarial_optimizers, class_shares, load_images
-from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
+from dlkit.recipes._images import (
+    DATASET_CHOICES,
+    adversarial_optimizers,
+    class_coverage,
+    start_image_run,
+)
+from dlkit.recipes._recipe import (
+    check_config,
+    export_for_serving,
+    fit,
+    run_paths,
+    run_summary,
+    write_metrics,
+)
 
 VALUE_RANGE = (-1.0, 1.0)
 # Test images shown above their reconstructions in reconstructions.png.
@@ -85,12 +96,7 @@ def held_out_scores(model: VAEGAN, images: np.ndarray) -> tuple[np.ndarray, floa
 
 def main(config: Config) -> dict:
     """Trains the VAE-GAN, writes the figures and returns held-out errors and class shares."""
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    images = load_images(
-        config.dataset, VALUE_RANGE, config.batch_size, config.seed, config.data_dir
-    )
+    output_dir, images = start_image_run(config, VALUE_RANGE)
     real, _ = images.test_arrays()
 
     model = VAEGAN(
@@ -105,21 +111,20 @@ def main(config: Config) -> dict:
 
     reconstructions, pixel_mse, kl = held_out_scores(model, real)
     generated = keras.ops.convert_to_numpy(model.sample(1000))
-    paths = {
-        "model": output_dir / "model.keras",
+    paths = run_paths(
+        output_dir,
+        model=output_dir / "model.keras",
         # First row: test images; second row: their reconstructions.
-        "reconstructions": plotting.plot_image_grid(
+        reconstructions=plotting.plot_image_grid(
             np.concatenate([real[:NUM_SHOWN], reconstructions[:NUM_SHOWN]]),
             output_dir / "reconstructions.png",
             num_columns=NUM_SHOWN,
             value_range=VALUE_RANGE,
         ),
-        "samples": plotting.plot_image_grid(
+        samples=plotting.plot_image_grid(
             generated[:32], output_dir / "samples.png", value_range=VALUE_RANGE
         ),
-        "history": output_dir / "history.png",
-        "metrics": output_dir / "metrics.json",
-    }
+    )
     model.save(paths["model"])
     export_for_serving(paths, "decoder_export", model.decoder, output_dir, config.export)
     results = run_summary(config, history, train_seconds)
@@ -132,10 +137,7 @@ def main(config: Config) -> dict:
             "test_kl": kl,
         }
     )
-    if images.is_embedded:
-        shares = class_shares(generated, VALUE_RANGE, config.seed)
-        results["class_shares"] = [round(float(share), 3) for share in shares]
-        results["classes_with_at_least_2_percent"] = int(np.sum(shares >= 0.02))
+    results.update(class_coverage(generated, images, VALUE_RANGE, config.seed))
     return write_metrics(results, paths)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 
 import keras
 from keras import ops
+
+from dlkit.layers._initializers import clone_initializer
+from dlkit.validation import check_choice, check_fraction, check_int
 
 __all__ = [
     "AdditiveScore",
@@ -131,16 +133,6 @@ def _additive_scores(projected_query, projected_key, score_vector):
     return ops.sum(hidden * score_vector, axis=-1)  # (B, ..., Tq, Tk)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
-
-
-def _fresh(initializer):
-    # A new instance per weight: a reused unseeded initializer would draw identical values.
-    return initializer.__class__.from_config(initializer.get_config())
-
-
 @keras.saving.register_keras_serializable(package="dlkit")
 class AdditiveScore(keras.layers.Layer):
     """Additive (MLP) attention score: a one-hidden-layer network rates each query–key pair.
@@ -181,13 +173,14 @@ class AdditiveScore(keras.layers.Layer):
 
     def __init__(self, units, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("units", units)
-        self.units = units
+        self.units = check_int("units", units)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, query_shape, key_shape):
         def kernel(shape, name):
-            return self.add_weight(shape, initializer=_fresh(self.kernel_initializer), name=name)
+            return self.add_weight(
+                shape, initializer=clone_initializer(self.kernel_initializer), name=name
+            )
 
         self.query_kernel = kernel((query_shape[-1], self.units), "query_kernel")
         self.key_kernel = kernel((key_shape[-1], self.units), "key_kernel")
@@ -310,31 +303,17 @@ class MultiHeadAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("num_heads", num_heads)
-        _check_positive_int("key_dim", key_dim)
-        if value_dim is not None:
-            _check_positive_int("value_dim", value_dim)
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, numbers.Real)
-            or not 0 <= dropout < 1
-        ):
-            raise ValueError(
-                f"Expected `dropout` to be a number in [0, 1). Received: dropout={dropout!r}"
-            )
-        if score not in _SCORES:
-            raise ValueError(f"Expected `score` to be one of {_SCORES}. Received: score={score!r}")
-        self.num_heads = num_heads
-        self.key_dim = key_dim
-        self.value_dim = value_dim or key_dim
-        self.dropout = dropout
+        self.num_heads = check_int("num_heads", num_heads)
+        self.key_dim = check_int("key_dim", key_dim)
+        self.value_dim = self.key_dim if value_dim is None else check_int("value_dim", value_dim)
+        self.dropout = check_fraction("dropout", dropout)
         self.use_bias = use_bias
         # Named `_output_shape` as in Keras: `model.summary()` would read a public
         # `output_shape` attribute as the shape of the layer's output.
         self._output_shape = _output_dims(output_shape)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.score = score
+        self.score = check_choice("score", score, _SCORES)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed) if dropout > 0 else None
         self.supports_masking = True
@@ -355,12 +334,16 @@ class MultiHeadAttention(keras.layers.Layer):
         heads, output_dims = self.num_heads, self._output_shape or (query_shape[-1],)
 
         def kernel(shape, name):
-            return self.add_weight(shape, initializer=_fresh(self.kernel_initializer), name=name)
+            return self.add_weight(
+                shape, initializer=clone_initializer(self.kernel_initializer), name=name
+            )
 
         def bias(shape, name):
             if not self.use_bias:
                 return None
-            return self.add_weight(shape, initializer=_fresh(self.bias_initializer), name=name)
+            return self.add_weight(
+                shape, initializer=clone_initializer(self.bias_initializer), name=name
+            )
 
         # The shapes and order of keras.layers.MultiHeadAttention's weights.
         self.query_kernel = kernel((query_shape[-1], heads, self.key_dim), "query_kernel")

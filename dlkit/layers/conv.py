@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from dlkit.validation import check_choice, check_int
+
 __all__ = [
     "DilatedConv2D",
     "TransposedConv2D",
@@ -80,7 +82,7 @@ class DilatedConv2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _integer("filters", filters, minimum=1)
+        self.filters = check_int("filters", filters, minimum=1)
         self.kernel_size = _pair("kernel_size", kernel_size, minimum=1)
         self.strides = _pair("strides", strides, minimum=1)
         self.padding = _check_padding(padding)
@@ -208,7 +210,7 @@ class TransposedConv2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _integer("filters", filters, minimum=1)
+        self.filters = check_int("filters", filters, minimum=1)
         self.kernel_size = _pair("kernel_size", kernel_size, minimum=1)
         self.strides = _pair("strides", strides, minimum=1)
         self.padding = _check_padding(padding)
@@ -294,13 +296,13 @@ def conv_output_size(
         >>> conv_output_size(32, 6, strides=2)  # notes §4.2: 32×32 image, 6×6 kernel, S=2
         14
     """
-    size = _integer("size", size, minimum=1)
-    kernel_size = _integer("kernel_size", kernel_size, minimum=1)
-    strides = _integer("strides", strides, minimum=1)
-    dilation_rate = _integer("dilation_rate", dilation_rate, minimum=1)
+    size = check_int("size", size, minimum=1)
+    kernel_size = check_int("kernel_size", kernel_size, minimum=1)
+    strides = check_int("strides", strides, minimum=1)
+    dilation_rate = check_int("dilation_rate", dilation_rate, minimum=1)
     if isinstance(padding, str) and _check_padding(padding) == "same":
         return -(-size // strides)
-    total_padding = 0 if isinstance(padding, str) else _integer("padding", padding, minimum=0)
+    total_padding = 0 if isinstance(padding, str) else check_int("padding", padding, minimum=0)
     effective_kernel = kernel_size + (kernel_size - 1) * (dilation_rate - 1)
     if size + total_padding < effective_kernel:
         raise ValueError(
@@ -409,29 +411,22 @@ def conv_as_matrix(
     return matrix.reshape(out_height * out_width * kernel.shape[3], -1)
 
 
-def _integer(name: str, value, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
-        )
-    return int(value)
-
-
 def _pair(name: str, value, minimum: int) -> tuple[int, int]:
     """`value` (an int or a pair of ints, each >= `minimum`) as a pair of ints."""
     if not isinstance(value, (tuple, list)):
-        value = (_integer(name, value, minimum),) * 2
+        value = (check_int(name, value, minimum),) * 2
     if len(value) != 2:
         raise ValueError(
             f"Expected `{name}` to be an integer or a pair of integers. Received: {name}={value!r}"
         )
-    return _integer(name, value[0], minimum), _integer(name, value[1], minimum)
+    return check_int(name, value[0], minimum), check_int(name, value[1], minimum)
 
 
 def _check_padding(padding) -> str:
-    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
-        raise ValueError(f'Expected padding "valid" or "same". Received: padding={padding!r}')
-    return padding.lower()
+    # Case-insensitive, as in Keras.
+    if isinstance(padding, str) and padding.lower() in _PADDINGS:
+        return padding.lower()
+    return check_choice("padding", padding, _PADDINGS)
 
 
 def _in_channels(input_shape) -> int:
@@ -456,6 +451,7 @@ def _conv_config(layer) -> dict:
     }
 
 
+_PADDINGS = ("valid", "same")
 _CONVOLUTIONS = (
     DilatedConv2D,
     keras.layers.Conv2D,

@@ -9,13 +9,9 @@ import numpy as np
 from keras import ops
 
 from dlkit.layers.positional_encoding import SinusoidalPositionalEncoding
+from dlkit.validation import check_int
 
 __all__ = ["TokenAndPositionEmbedding", "check_token_ids"]
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
 
 
 def _concrete_values(tensor):
@@ -52,7 +48,7 @@ def check_token_ids(token_ids, vocabulary_size, name="token_ids"):
         >>> check_token_ids(np.array([[3, 4, 0]]), vocabulary_size=13).shape
         (1, 3)
     """
-    _check_positive_int("vocabulary_size", vocabulary_size)
+    check_int("vocabulary_size", vocabulary_size)
     values = _concrete_values(token_ids)
     if values is None or values.size == 0:
         return token_ids
@@ -133,15 +129,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (
-            ("vocabulary_size", vocabulary_size),
-            ("max_length", max_length),
-            ("output_dim", output_dim),
-        ):
-            _check_positive_int(name, value)
-        self.vocabulary_size = int(vocabulary_size)
-        self.max_length = int(max_length)
-        self.output_dim = int(output_dim)
+        self.vocabulary_size = check_int("vocabulary_size", vocabulary_size)
+        self.max_length = check_int("max_length", max_length)
+        self.output_dim = check_int("output_dim", output_dim)
         self.mask_zero = bool(mask_zero)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.positional_variant = positional_variant

@@ -5,12 +5,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from dlkit.validation import check_int
+
 __all__ = ["FiLM", "LabelChannels"]
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
@@ -69,9 +66,9 @@ class FiLM(keras.layers.Layer):
 
     def __init__(self, hidden_units=None, hidden_activation="relu", **kwargs):
         super().__init__(**kwargs)
-        if hidden_units is not None:
-            _check_positive_int("hidden_units", hidden_units)
-        self.hidden_units = hidden_units
+        self.hidden_units = (
+            None if hidden_units is None else check_int("hidden_units", hidden_units)
+        )
         self.hidden_activation = keras.activations.get(hidden_activation)
         self.supports_masking = True
         self.hidden_dense = None
@@ -193,8 +190,7 @@ class LabelChannels(keras.layers.Layer):
 
     def __init__(self, num_classes, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("num_classes", num_classes)
-        self.num_classes = num_classes
+        self.num_classes = check_int("num_classes", num_classes)
 
     def build(self, images_shape, labels_shape):
         self._check_shapes(images_shape, labels_shape)

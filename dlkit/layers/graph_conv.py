@@ -5,7 +5,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["ChebConv", "GraphConv", "normalize_adjacency"]
+from dlkit.validation import check_int
+
+__all__ = ["ChebConv", "GraphConv", "GraphConvolution", "normalize_adjacency"]
 
 
 def normalize_adjacency(adjacency, add_self_loops=True):
@@ -60,8 +62,50 @@ def normalize_adjacency(adjacency, add_self_loops=True):
     )  # (..., N, N)
 
 
+class GraphConvolution(keras.layers.Layer):
+    """What `GraphConv` and `ChebConv` share with `keras.layers.Dense`: the arguments, checked
+    and stored, their config and the output shape (..., N, units).
+
+    Its constructor arguments are those of `GraphConv`, documented there.
+    """
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_int("units", units)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def compute_output_shape(
+        self, features_shape, adjacency_shape=None, edges_shape=None, edge_weights_shape=None
+    ):
+        return (*features_shape[:-1], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config
+
+
 @keras.saving.register_keras_serializable(package="dlkit")
-class GraphConv(keras.layers.Layer):
+class GraphConv(GraphConvolution):
     """Graph convolution of Kipf and Welling: average over neighbours, then a shared linear map.
 
     Every node's new features are a degree-weighted average of its own features and those of its
@@ -131,9 +175,8 @@ class GraphConv(keras.layers.Layer):
         normalize=True,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        _store_dense_arguments(
-            self, units, activation, use_bias, kernel_initializer, bias_initializer
+        super().__init__(
+            units, activation, use_bias, kernel_initializer, bias_initializer, **kwargs
         )
         self.normalize = normalize
 
@@ -161,19 +204,12 @@ class GraphConv(keras.layers.Layer):
             outputs = outputs + self.bias
         return self.activation(outputs)
 
-    def compute_output_shape(
-        self, features_shape, adjacency_shape=None, edges_shape=None, edge_weights_shape=None
-    ):
-        return (*features_shape[:-1], self.units)
-
     def get_config(self):
-        config = super().get_config()
-        config.update({**_dense_config(self), "normalize": self.normalize})
-        return config
+        return {**super().get_config(), "normalize": self.normalize}
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
-class ChebConv(keras.layers.Layer):
+class ChebConv(GraphConvolution):
     """Chebyshev spectral graph convolution: a learned polynomial of the graph Laplacian.
 
     A spectral filter scales each Fourier component of a signal on the graph (an eigenvector of
@@ -240,12 +276,10 @@ class ChebConv(keras.layers.Layer):
         bias_initializer="zeros",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        _store_dense_arguments(
-            self, units, activation, use_bias, kernel_initializer, bias_initializer
+        super().__init__(
+            units, activation, use_bias, kernel_initializer, bias_initializer, **kwargs
         )
-        _check_positive_int("order", order)
-        self.order = order
+        self.order = check_int("order", order)
 
     def build(
         self, features_shape, adjacency_shape=None, edges_shape=None, edge_weights_shape=None
@@ -284,38 +318,8 @@ class ChebConv(keras.layers.Layer):
             outputs = outputs + self.bias
         return self.activation(outputs)
 
-    def compute_output_shape(
-        self, features_shape, adjacency_shape=None, edges_shape=None, edge_weights_shape=None
-    ):
-        return (*features_shape[:-1], self.units)
-
     def get_config(self):
-        config = super().get_config()
-        config.update({**_dense_config(self), "order": self.order})
-        return config
-
-
-def _store_dense_arguments(
-    layer, units, activation, use_bias, kernel_initializer, bias_initializer
-):
-    """Checks and stores the arguments both graph convolutions share with `Dense`."""
-    _check_positive_int("units", units)
-    layer.units = units
-    layer.activation = keras.activations.get(activation)
-    layer.use_bias = use_bias
-    layer.kernel_initializer = keras.initializers.get(kernel_initializer)
-    layer.bias_initializer = keras.initializers.get(bias_initializer)
-
-
-def _dense_config(layer):
-    """The shared arguments of `_store_dense_arguments`, serialized from `layer`."""
-    return {
-        "units": layer.units,
-        "activation": keras.activations.serialize(layer.activation),
-        "use_bias": layer.use_bias,
-        "kernel_initializer": keras.initializers.serialize(layer.kernel_initializer),
-        "bias_initializer": keras.initializers.serialize(layer.bias_initializer),
-    }
+        return {**super().get_config(), "order": self.order}
 
 
 def _graph_operator(features, adjacency, edges, edge_weights, normalize, self_loops):
@@ -380,11 +384,6 @@ def _safe_inverse_sqrt(degree):
     """1/√degree, and 0 where the degree is 0 (isolated nodes)."""
     positive = degree > 0
     return ops.where(positive, ops.rsqrt(ops.where(positive, degree, 1.0)), 0.0)
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
 
 
 def _check_features_shape(features_shape, return_num_nodes=False):

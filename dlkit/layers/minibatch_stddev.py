@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from dlkit.validation import check_positive
+
 __all__ = ["MinibatchStdDev"]
 
 
@@ -54,9 +56,7 @@ class MinibatchStdDev(keras.layers.Layer):
 
     def __init__(self, epsilon=1e-8, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-            raise ValueError(f"Expected `epsilon` > 0. Received: epsilon={epsilon!r}")
-        self.epsilon = float(epsilon)
+        self.epsilon = check_positive("epsilon", epsilon)
 
     def build(self, input_shape):
         if len(input_shape) < 2:

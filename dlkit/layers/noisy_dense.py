@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import keras
 from keras import ops
+
+from dlkit.validation import check_int, check_non_negative
 
 __all__ = ["NoisyDense"]
 
@@ -91,18 +92,10 @@ class NoisyDense(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"Expected `units` to be an integer >= 1. Received: units={units!r}")
-        if sigma_0 is not None and (
-            isinstance(sigma_0, bool) or not isinstance(sigma_0, numbers.Real) or sigma_0 < 0
-        ):
-            raise ValueError(
-                f"Expected `sigma_0` to be None or a number >= 0. Received: sigma_0={sigma_0!r}"
-            )
-        self.units = units
+        self.units = check_int("units", units)
         self.activation = keras.activations.get(activation)
         self.use_bias = use_bias
-        self.sigma_0 = sigma_0
+        self.sigma_0 = None if sigma_0 is None else check_non_negative("sigma_0", sigma_0)
         self.factorised = factorised
         self.noisy_inference = noisy_inference
         self.seed = seed

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 from keras import ops
+
+from dlkit.validation import check_choice, check_positive
 
 __all__ = ["SinusoidalPositionalEncoding"]
 
@@ -80,23 +80,12 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
 
     def __init__(self, max_wavelength=10000, variant="vaswani", **kwargs):
         super().__init__(**kwargs)
-        is_number = isinstance(max_wavelength, numbers.Real) and not isinstance(
-            max_wavelength, bool
-        )
-        if not (is_number and max_wavelength > 0):
-            raise ValueError(
-                "Expected `max_wavelength` to be a number > 0. "
-                f"Received: max_wavelength={max_wavelength!r}"
-            )
-        if variant not in _VARIANTS:
-            raise ValueError(
-                f"Expected `variant` to be one of {_VARIANTS}. Received: variant={variant!r}"
-            )
+        check_positive("max_wavelength", max_wavelength)
         # Plain Python numbers keep the config JSON-serializable (NumPy scalars are not).
         self.max_wavelength = (
             max_wavelength if isinstance(max_wavelength, int) else float(max_wavelength)
         )
-        self.variant = variant
+        self.variant = check_choice("variant", variant, _VARIANTS)
         self.built = True
 
     def call(self, inputs, start_index=0):

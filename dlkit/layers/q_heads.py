@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 from keras import ops
 
+from dlkit.validation import check_int, check_number
+
 __all__ = ["CategoricalQHead", "DuelingHead"]
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
@@ -81,11 +76,10 @@ class DuelingHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("num_actions", num_actions)
-        if hidden_units is not None:
-            _check_positive_int("hidden_units", hidden_units)
-        self.num_actions = int(num_actions)
-        self.hidden_units = None if hidden_units is None else int(hidden_units)
+        self.num_actions = check_int("num_actions", num_actions)
+        self.hidden_units = (
+            None if hidden_units is None else check_int("hidden_units", hidden_units)
+        )
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -204,27 +198,15 @@ class CategoricalQHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("num_actions", num_actions)
-        if (
-            isinstance(num_atoms, bool)
-            or not isinstance(num_atoms, numbers.Integral)
-            or num_atoms < 2
-        ):
-            raise ValueError(
-                f"Expected `num_atoms` to be an integer >= 2. Received: num_atoms={num_atoms!r}"
-            )
-        for name, value in (("v_min", v_min), ("v_max", v_max)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise ValueError(f"Expected `{name}` to be a number. Received: {name}={value!r}")
-        if not v_min < v_max:
+        self.num_actions = check_int("num_actions", num_actions)
+        self.num_atoms = check_int("num_atoms", num_atoms, minimum=2)
+        self.v_min = check_number("v_min", v_min)
+        self.v_max = check_number("v_max", v_max)
+        if not self.v_min < self.v_max:
             raise ValueError(
                 "Expected `v_min` to be smaller than `v_max`. "
                 f"Received: v_min={v_min!r}, v_max={v_max!r}"
             )
-        self.num_actions = int(num_actions)
-        self.num_atoms = int(num_atoms)
-        self.v_min = float(v_min)
-        self.v_max = float(v_max)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.dense = keras.layers.Dense(

@@ -2,17 +2,132 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 
+from dlkit.layers._initializers import clone_initializer
 from dlkit.layers.attention import MultiHeadAttention
+from dlkit.validation import check_fraction, check_int
 
-__all__ = ["TransformerDecoder", "TransformerEncoder"]
+__all__ = ["TransformerBlock", "TransformerDecoder", "TransformerEncoder"]
+
+
+class TransformerBlock(keras.layers.Layer):
+    """The part shared by the encoder and decoder blocks: arguments, sublayers, residuals.
+
+    It holds and checks the constructor arguments common to both blocks, builds their
+    sublayers (multi-head attention, layer normalization, dropout, the two dense layers of the
+    feed-forward network) and wraps a sublayer in its residual connection. Each subclass
+    assigns its own sublayers in `build`, in its own order, and writes its own `call`.
+
+    Its constructor arguments are those of `TransformerEncoder` and `TransformerDecoder`,
+    documented there.
+    """
+
+    def __init__(
+        self,
+        intermediate_dim,
+        num_heads,
+        dropout=0.0,
+        activation="relu",
+        layer_norm_epsilon=1e-5,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        normalize_first=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.intermediate_dim = check_int("intermediate_dim", intermediate_dim)
+        self.num_heads = check_int("num_heads", num_heads)
+        self.dropout = check_fraction("dropout", dropout)
+        self.activation = keras.activations.get(activation)
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.normalize_first = normalize_first
+        self.supports_masking = True
+
+    def _key_dim(self, width):
+        if width is None or width % self.num_heads:
+            raise ValueError(
+                "Expected `num_heads` to divide the model width (the last axis of the inputs). "
+                f"Received: num_heads={self.num_heads}, width={width}"
+            )
+        return width // self.num_heads
+
+    def _attention(self, key_dim, query_shape, value_shape, name):
+        layer = MultiHeadAttention(
+            self.num_heads,
+            key_dim,
+            dropout=self.dropout,
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        layer.build(query_shape, value_shape)
+        return layer
+
+    def _layer_norm(self, shape, name):
+        layer = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+        )
+        layer.build(shape)
+        return layer
+
+    def _dropout(self, name):
+        return keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name=name)
+
+    def _feedforward_denses(self, shape):
+        """The hidden and output dense layers of the feed-forward network, built for `shape`."""
+
+        def dense(units, activation, input_shape, name):
+            layer = keras.layers.Dense(
+                units,
+                activation=activation,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                bias_initializer=clone_initializer(self.bias_initializer),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+            layer.build(input_shape)
+            return layer
+
+        intermediate_shape = (*shape[:-1], self.intermediate_dim)
+        intermediate = dense(
+            self.intermediate_dim, self.activation, shape, "feedforward_intermediate_dense"
+        )
+        output = dense(shape[-1], None, intermediate_shape, "feedforward_output_dense")
+        return intermediate, output
+
+    def _feedforward(self, x):
+        return self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
+
+    def _residual(self, inputs, sublayer, layer_norm, dropout, training):
+        # Post-norm: LayerNorm(x + Dropout(sublayer(x))).
+        # Pre-norm: x + Dropout(sublayer(LayerNorm(x))).
+        x = layer_norm(inputs) if self.normalize_first else inputs
+        x = inputs + dropout(sublayer(x), training=training)
+        return x if self.normalize_first else layer_norm(x)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "intermediate_dim": self.intermediate_dim,
+                "num_heads": self.num_heads,
+                "dropout": self.dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "normalize_first": self.normalize_first,
+            }
+        )
+        return config
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
-class TransformerEncoder(keras.layers.Layer):
+class TransformerEncoder(TransformerBlock):
     """One transformer encoder block: self-attention, then a position-wise feed-forward network.
 
     Every position first gathers information from all (unpadded) positions of its sequence by
@@ -66,42 +181,16 @@ class TransformerEncoder(keras.layers.Layer):
         (https://arxiv.org/abs/1706.03762).
     """
 
-    def __init__(
-        self,
-        intermediate_dim,
-        num_heads,
-        dropout=0.0,
-        activation="relu",
-        layer_norm_epsilon=1e-5,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        normalize_first=False,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        _store_arguments(
-            self,
-            intermediate_dim,
-            num_heads,
-            dropout,
-            activation,
-            layer_norm_epsilon,
-            kernel_initializer,
-            bias_initializer,
-            normalize_first,
-        )
-
     def build(self, inputs_shape):
-        key_dim = _key_dim(self.num_heads, inputs_shape[-1])
-        self.self_attention = _attention(
-            self, key_dim, inputs_shape, inputs_shape, "self_attention"
+        key_dim = self._key_dim(inputs_shape[-1])
+        self.self_attention = self._attention(key_dim, inputs_shape, inputs_shape, "self_attention")
+        self.self_attention_layer_norm = self._layer_norm(inputs_shape, "self_attention_layer_norm")
+        self.self_attention_dropout = self._dropout("self_attention_dropout")
+        self.feedforward_layer_norm = self._layer_norm(inputs_shape, "feedforward_layer_norm")
+        self.feedforward_intermediate_dense, self.feedforward_output_dense = (
+            self._feedforward_denses(inputs_shape)
         )
-        self.self_attention_layer_norm = _layer_norm(
-            self, inputs_shape, "self_attention_layer_norm"
-        )
-        self.self_attention_dropout = _dropout(self, "self_attention_dropout")
-        self.feedforward_layer_norm = _layer_norm(self, inputs_shape, "feedforward_layer_norm")
-        _build_feedforward(self, inputs_shape)
+        self.feedforward_dropout = self._dropout("feedforward_dropout")
 
     def call(self, inputs, padding_mask=None, attention_mask=None, training=None, mask=None):
         # Keras passes the mask attached to `inputs` as `mask` when `inputs` is the only tensor.
@@ -112,23 +201,23 @@ class TransformerEncoder(keras.layers.Layer):
                 x, x, value_mask=padding_mask, attention_mask=attention_mask, training=training
             )
 
-        x = _residual(self, inputs, self_attention, "self_attention", training)
-        return _residual(self, x, self._feedforward, "feedforward", training)
-
-    def _feedforward(self, x):
-        return self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
+        x = self._residual(
+            inputs,
+            self_attention,
+            self.self_attention_layer_norm,
+            self.self_attention_dropout,
+            training,
+        )
+        return self._residual(
+            x, self._feedforward, self.feedforward_layer_norm, self.feedforward_dropout, training
+        )
 
     def compute_output_shape(self, inputs_shape):
         return tuple(inputs_shape)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(_config(self))
-        return config
-
 
 @keras.saving.register_keras_serializable(package="dlkit")
-class TransformerDecoder(keras.layers.Layer):
+class TransformerDecoder(TransformerBlock):
     """One transformer decoder block: causal self-attention, cross-attention, feed-forward.
 
     Like the encoder block, with two changes. Its self-attention is causal by default: position
@@ -189,46 +278,24 @@ class TransformerDecoder(keras.layers.Layer):
         (https://arxiv.org/abs/1706.03762).
     """
 
-    def __init__(
-        self,
-        intermediate_dim,
-        num_heads,
-        dropout=0.0,
-        activation="relu",
-        layer_norm_epsilon=1e-5,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        normalize_first=False,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        _store_arguments(
-            self,
-            intermediate_dim,
-            num_heads,
-            dropout,
-            activation,
-            layer_norm_epsilon,
-            kernel_initializer,
-            bias_initializer,
-            normalize_first,
-        )
-
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
         shape = decoder_sequence_shape
-        key_dim = _key_dim(self.num_heads, shape[-1])
-        self.self_attention = _attention(self, key_dim, shape, shape, "self_attention")
-        self.self_attention_layer_norm = _layer_norm(self, shape, "self_attention_layer_norm")
-        self.self_attention_dropout = _dropout(self, "self_attention_dropout")
+        key_dim = self._key_dim(shape[-1])
+        self.self_attention = self._attention(key_dim, shape, shape, "self_attention")
+        self.self_attention_layer_norm = self._layer_norm(shape, "self_attention_layer_norm")
+        self.self_attention_dropout = self._dropout("self_attention_dropout")
         self.cross_attention = None
         if encoder_sequence_shape is not None:
-            self.cross_attention = _attention(
-                self, key_dim, shape, encoder_sequence_shape, "cross_attention"
+            self.cross_attention = self._attention(
+                key_dim, shape, encoder_sequence_shape, "cross_attention"
             )
-            self.cross_attention_layer_norm = _layer_norm(self, shape, "cross_attention_layer_norm")
-            self.cross_attention_dropout = _dropout(self, "cross_attention_dropout")
-        _build_feedforward(self, shape)
-        self.feedforward_layer_norm = _layer_norm(self, shape, "feedforward_layer_norm")
+            self.cross_attention_layer_norm = self._layer_norm(shape, "cross_attention_layer_norm")
+            self.cross_attention_dropout = self._dropout("cross_attention_dropout")
+        self.feedforward_intermediate_dense, self.feedforward_output_dense = (
+            self._feedforward_denses(shape)
+        )
+        self.feedforward_dropout = self._dropout("feedforward_dropout")
+        self.feedforward_layer_norm = self._layer_norm(shape, "feedforward_layer_norm")
 
     def call(
         self,
@@ -285,14 +352,25 @@ class TransformerDecoder(keras.layers.Layer):
                 attention_mask=encoder_attention_mask,
             )
 
-        x = _residual(self, decoder_sequence, self_attention, "self_attention", training)
+        x = self._residual(
+            decoder_sequence,
+            self_attention,
+            self.self_attention_layer_norm,
+            self.self_attention_dropout,
+            training,
+        )
         if self.cross_attention is not None:
-            x = _residual(self, x, cross_attention, "cross_attention", training)
-        outputs = _residual(self, x, self._feedforward, "feedforward", training)
+            x = self._residual(
+                x,
+                cross_attention,
+                self.cross_attention_layer_norm,
+                self.cross_attention_dropout,
+                training,
+            )
+        outputs = self._residual(
+            x, self._feedforward, self.feedforward_layer_norm, self.feedforward_dropout, training
+        )
         return (outputs, weights) if return_attention_scores else outputs
-
-    def _feedforward(self, x):
-        return self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
 
     def compute_output_shape(self, decoder_sequence_shape, encoder_sequence_shape=None):
         return tuple(decoder_sequence_shape)
@@ -317,128 +395,3 @@ class TransformerDecoder(keras.layers.Layer):
                 (*heads, encoder_sequence.shape[1]), dtype=self.compute_dtype
             )
         return outputs, weights
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(_config(self))
-        return config
-
-
-def _store_arguments(
-    layer,
-    intermediate_dim,
-    num_heads,
-    dropout,
-    activation,
-    layer_norm_epsilon,
-    kernel_initializer,
-    bias_initializer,
-    normalize_first,
-):
-    """Checks and stores the constructor arguments shared by the encoder and decoder blocks."""
-    _check_arguments(intermediate_dim, num_heads, dropout)
-    layer.intermediate_dim = intermediate_dim
-    layer.num_heads = num_heads
-    layer.dropout = dropout
-    layer.activation = keras.activations.get(activation)
-    layer.layer_norm_epsilon = layer_norm_epsilon
-    layer.kernel_initializer = keras.initializers.get(kernel_initializer)
-    layer.bias_initializer = keras.initializers.get(bias_initializer)
-    layer.normalize_first = normalize_first
-    layer.supports_masking = True
-
-
-def _check_arguments(intermediate_dim, num_heads, dropout):
-    for name, value in (("intermediate_dim", intermediate_dim), ("num_heads", num_heads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ValueError(
-            f"Expected `dropout` to be a number in [0, 1). Received: dropout={dropout!r}"
-        )
-
-
-def _key_dim(num_heads, width):
-    if width is None or width % num_heads:
-        raise ValueError(
-            "Expected `num_heads` to divide the model width (the last axis of the inputs). "
-            f"Received: num_heads={num_heads}, width={width}"
-        )
-    return width // num_heads
-
-
-def _residual(block, inputs, sublayer, name, training):
-    # Post-norm: LayerNorm(x + Dropout(sublayer(x))). Pre-norm: x + Dropout(sublayer(LayerNorm(x))).
-    layer_norm = getattr(block, f"{name}_layer_norm")
-    dropout = getattr(block, f"{name}_dropout")
-    x = layer_norm(inputs) if block.normalize_first else inputs
-    x = inputs + dropout(sublayer(x), training=training)
-    return x if block.normalize_first else layer_norm(x)
-
-
-def _fresh(initializer):
-    # A new instance per weight: a reused unseeded initializer would draw identical values.
-    return initializer.__class__.from_config(initializer.get_config())
-
-
-def _attention(block, key_dim, query_shape, value_shape, name):
-    layer = MultiHeadAttention(
-        block.num_heads,
-        key_dim,
-        dropout=block.dropout,
-        kernel_initializer=block.kernel_initializer,
-        bias_initializer=block.bias_initializer,
-        dtype=block.dtype_policy,
-        name=name,
-    )
-    layer.build(query_shape, value_shape)
-    return layer
-
-
-def _layer_norm(block, shape, name):
-    layer = keras.layers.LayerNormalization(
-        epsilon=block.layer_norm_epsilon, dtype=block.dtype_policy, name=name
-    )
-    layer.build(shape)
-    return layer
-
-
-def _dropout(block, name):
-    return keras.layers.Dropout(block.dropout, dtype=block.dtype_policy, name=name)
-
-
-def _build_feedforward(block, shape):
-    def dense(units, activation, input_shape, name):
-        layer = keras.layers.Dense(
-            units,
-            activation=activation,
-            kernel_initializer=_fresh(block.kernel_initializer),
-            bias_initializer=_fresh(block.bias_initializer),
-            dtype=block.dtype_policy,
-            name=name,
-        )
-        layer.build(input_shape)
-        return layer
-
-    intermediate_shape = (*shape[:-1], block.intermediate_dim)
-    block.feedforward_intermediate_dense = dense(
-        block.intermediate_dim, block.activation, shape, "feedforward_intermediate_dense"
-    )
-    block.feedforward_output_dense = dense(
-        shape[-1], None, intermediate_shape, "feedforward_output_dense"
-    )
-    block.feedforward_dropout = _dropout(block, "feedforward_dropout")
-
-
-def _config(block):
-    # The constructor arguments shared by both blocks.
-    return {
-        "intermediate_dim": block.intermediate_dim,
-        "num_heads": block.num_heads,
-        "dropout": block.dropout,
-        "activation": keras.activations.serialize(block.activation),
-        "layer_norm_epsilon": block.layer_norm_epsilon,
-        "kernel_initializer": keras.initializers.serialize(block.kernel_initializer),
-        "bias_initializer": keras.initializers.serialize(block.bias_initializer),
-        "normalize_first": block.normalize_first,
-    }

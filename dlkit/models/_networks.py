@@ -1,4 +1,8 @@
-"""Building blocks of the default convolutional networks shared by the generative models.
+"""The network arguments of the models, and the blocks of their default networks.
+
+Every model here takes its networks as arguments: the functions below check that they are
+Keras layers, read their shapes before a call, and write them into, and back from, the
+model's config.
 
 The default networks fit small images whose height and width are divisible by 4: the embedded
 8×8×1 digits, and MNIST (28×28×1) or CIFAR-10 (32×32×3) through ``dlkit.data.load``. A
@@ -8,6 +12,8 @@ discriminator or encoder goes image → two stride-2 convolutions → features (
 
 from __future__ import annotations
 
+import copy
+
 import keras
 
 from dlkit.layers import FiLM, LabelChannels, TransposedConv2D
@@ -15,19 +21,53 @@ from dlkit.layers import FiLM, LabelChannels, TransposedConv2D
 DIGITS_SHAPE = (8, 8, 1)
 
 
-def check_int(name, value, minimum):
-    """Raises ValueError unless `value` is an integer >= `minimum` (booleans refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
-        )
+def network_shapes(network, attribute):
+    """Per-example shapes of a built functional network's inputs or outputs, else None.
+
+    Only functional and sequential networks expose their shapes before a call; subclassed
+    networks are checked by their first call.
+    """
+    try:
+        tensors = getattr(network, attribute)
+        return [tuple(tensor.shape[1:]) for tensor in keras.tree.flatten(tensors)] or None
+    except (AttributeError, ValueError, TypeError):
+        return None
 
 
-def check_weight(name, value):
-    """Returns `value` as a float if it is a number >= 0 (booleans refused), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"Expected `{name}` to be a number >= 0. Received: {name}={value!r}")
-    return float(value)
+def network_shape(network, attribute):
+    """The per-example shape of a functional network's single input or output, else None."""
+    shapes = network_shapes(network, attribute)
+    return shapes[0] if shapes is not None and len(shapes) == 1 else None
+
+
+def check_layers(**networks) -> None:
+    """Raises a ValueError naming the first argument that is not a Keras layer or model.
+
+    A ValueError, where `dlkit.validation.check_model` raises a TypeError: the models' error
+    type for their networks predates that module and stays.
+    """
+    for name, network in networks.items():
+        if not isinstance(network, keras.Layer):
+            raise ValueError(f"Expected `{name}` to be a keras.Model. Received: {name}={network!r}")
+
+
+def networks_config(model) -> dict:
+    """The constructor arguments of `model`: the attributes its class names in
+    `_CONFIG_ARGUMENTS`, then its networks, named in `_NETWORKS`, serialised."""
+    config = {name: getattr(model, name) for name in model._CONFIG_ARGUMENTS}
+    for name in model._NETWORKS:
+        config[name] = keras.saving.serialize_keras_object(getattr(model, name))
+    return config
+
+
+def networks_from_config(model_class, config) -> dict:
+    """The constructor arguments in `config`, with the networks that `model_class` names in
+    `_NETWORKS` deserialised."""
+    config = dict(config)
+    for name in model_class._NETWORKS:
+        # Deserialising consumes nested dictionaries: work on a copy, keep the caller's config.
+        config[name] = keras.saving.deserialize_keras_object(copy.deepcopy(config[name]))
+    return config
 
 
 def check_image_shape(image_shape, multiple=4):

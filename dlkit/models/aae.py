@@ -10,7 +10,6 @@ arguments and declares three alternating updates that ``dlkit.training`` runs on
 
 from __future__ import annotations
 
-import copy
 import math
 
 import keras
@@ -20,12 +19,15 @@ from dlkit.losses import discriminator_loss, generator_loss
 from dlkit.models._networks import (
     DIGITS_SHAPE,
     check_image_shape,
-    check_int,
-    check_weight,
+    check_layers,
     downsample,
+    network_shape,
+    networks_config,
+    networks_from_config,
     upsample,
 )
 from dlkit.training import AlternatingModel, Update
+from dlkit.validation import check_choice, check_int, check_non_negative
 
 __all__ = ["PRIORS", "AdversarialAutoencoder", "build_digits_aae_networks", "sample_prior"]
 
@@ -36,12 +38,6 @@ MIXTURE_COMPONENTS = 10
 MIXTURE_RADIUS = 1.4
 MIXTURE_RADIAL_STD = 0.5
 MIXTURE_TANGENTIAL_STD = 0.1
-_NETWORKS = ("encoder", "decoder", "discriminator")
-
-
-def _check_prior(prior):
-    if prior not in PRIORS:
-        raise ValueError(f"Expected `prior` to be one of {PRIORS}. Received: prior={prior!r}")
 
 
 def sample_prior(prior, num_samples, latent_dim, seed=None):
@@ -74,7 +70,7 @@ def sample_prior(prior, num_samples, latent_dim, seed=None):
         >>> print(tuple(sample_prior("mixture", 5, 3, seed=0).shape))
         (5, 3)
     """
-    _check_prior(prior)
+    check_choice("prior", prior, PRIORS)
     check_int("latent_dim", latent_dim, 2 if prior == "mixture" else 1)
     shape = (num_samples, latent_dim)
     if prior == "normal":
@@ -92,21 +88,12 @@ def sample_prior(prior, num_samples, latent_dim, seed=None):
     return ops.concatenate([circle, noise[:, 2:]], axis=-1)  # (N, latent_dim)
 
 
-def _shape(network, attribute):
-    """The per-example shape of a functional network's single input or output, else None."""
-    try:
-        tensors = keras.tree.flatten(getattr(network, attribute))
-    except (AttributeError, ValueError):
-        return None
-    return tuple(tensors[0].shape[1:]) if len(tensors) == 1 else None
-
-
 def _code_size(encoder, decoder, discriminator):
     """The code size the three networks agree on, else ValueError naming the mismatch."""
     sizes = {
-        "encoder output": _shape(encoder, "outputs"),
-        "decoder input": _shape(decoder, "inputs"),
-        "discriminator input": _shape(discriminator, "inputs"),
+        "encoder output": network_shape(encoder, "outputs"),
+        "decoder input": network_shape(decoder, "inputs"),
+        "discriminator input": network_shape(discriminator, "inputs"),
     }
     known = {name: shape for name, shape in sizes.items() if shape is not None}
     if not known:
@@ -119,13 +106,13 @@ def _code_size(encoder, decoder, discriminator):
             "Expected flat codes (B, latent_dim) of one size between the networks. Received: "
             + ", ".join(f"{name} {shape}" for name, shape in known.items())
         )
-    discriminator_output = _shape(discriminator, "outputs")
+    discriminator_output = network_shape(discriminator, "outputs")
     if discriminator_output not in (None, (1,)):
         raise ValueError(
             "Expected a discriminator returning one logit per code (B, 1). Received: "
             f"discriminator output {discriminator_output}"
         )
-    images_in, images_out = _shape(encoder, "inputs"), _shape(decoder, "outputs")
+    images_in, images_out = network_shape(encoder, "inputs"), network_shape(decoder, "outputs")
     if images_in is not None and images_out is not None and images_in != images_out:
         raise ValueError(
             "Expected the decoder's output shape to equal the encoder's input shape. Received: "
@@ -191,6 +178,10 @@ class AdversarialAutoencoder(AlternatingModel):
         (https://arxiv.org/abs/1511.05644).
     """
 
+    # Constructor arguments other than the networks, stored as same-named attributes.
+    _CONFIG_ARGUMENTS = ("prior", "reconstruction_weight", "seed")
+    _NETWORKS = ("encoder", "decoder", "discriminator")
+
     def __init__(
         self,
         encoder,
@@ -202,11 +193,9 @@ class AdversarialAutoencoder(AlternatingModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_prior(prior)
-        check_weight("reconstruction_weight", reconstruction_weight)
-        for name, network in zip(_NETWORKS, (encoder, decoder, discriminator)):
-            if not isinstance(network, keras.Layer):
-                raise ValueError(f"Expected `{name}` to be a keras.Model. Received: {network!r}")
+        check_choice("prior", prior, PRIORS)
+        reconstruction_weight = check_non_negative("reconstruction_weight", reconstruction_weight)
+        check_layers(encoder=encoder, decoder=decoder, discriminator=discriminator)
         self.latent_dim = _code_size(encoder, decoder, discriminator)
         if prior == "mixture" and self.latent_dim < 2:
             raise ValueError(
@@ -217,28 +206,18 @@ class AdversarialAutoencoder(AlternatingModel):
         self.decoder = decoder
         self.discriminator = discriminator
         self.prior = prior
-        self.reconstruction_weight = float(reconstruction_weight)
+        self.reconstruction_weight = reconstruction_weight
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         # A second stream for `sample`, so that sampling never changes the training draws.
         self.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            prior=self.prior, reconstruction_weight=self.reconstruction_weight, seed=self.seed
-        )
-        for name in _NETWORKS:
-            config[name] = keras.saving.serialize_keras_object(getattr(self, name))
-        return config
+        return {**super().get_config(), **networks_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for name in _NETWORKS:
-            # Deserialising consumes nested dictionaries: work on a copy.
-            config[name] = keras.saving.deserialize_keras_object(copy.deepcopy(config[name]))
-        return cls(**config)
+        return cls(**networks_from_config(cls, config))
 
     def call(self, images):
         return self.decoder(self.encoder(images))
@@ -253,7 +232,7 @@ class AdversarialAutoencoder(AlternatingModel):
 
     def sample_prior(self, num_samples):
         """Draws `num_samples` codes from the prior, from the `sample` seed stream."""
-        check_int("num_samples", num_samples, 1)
+        check_int("num_samples", num_samples)
         return sample_prior(self.prior, num_samples, self.latent_dim, self.sample_seed_generator)
 
     def sample(self, num_samples):
@@ -310,8 +289,8 @@ def build_digits_aae_networks(latent_dim, image_shape=DIGITS_SHAPE, hidden_units
         >>> print(encoder.output_shape, decoder.output_shape, discriminator.output_shape)
         (None, 2) (None, 8, 8, 1) (None, 1)
     """
-    check_int("latent_dim", latent_dim, 1)
-    check_int("hidden_units", hidden_units, 1)
+    check_int("latent_dim", latent_dim)
+    check_int("hidden_units", hidden_units)
     image_shape = check_image_shape(image_shape)
     images = keras.Input(image_shape, name="images")
     features = keras.layers.Flatten()(downsample(images))  # (B, H/4 · W/4 · 32)

@@ -7,6 +7,8 @@ import copy
 import keras
 from keras import ops
 
+from dlkit.validation import check_int
+
 __all__ = ["Autoencoder", "build_conv_autoencoder", "build_dense_autoencoder"]
 
 
@@ -114,13 +116,6 @@ class Autoencoder(keras.Model):
         return cls(**config)
 
 
-def _check_latent_dim(latent_dim):
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-        raise ValueError(
-            f"Expected `latent_dim` to be a positive integer. Received: latent_dim={latent_dim!r}"
-        )
-
-
 def build_dense_autoencoder(input_shape, latent_dim, hidden_units=(64,), linear=False):
     """Builds a fully connected encoder and decoder for inputs of `input_shape`.
 
@@ -146,7 +141,7 @@ def build_dense_autoencoder(input_shape, latent_dim, hidden_units=(64,), linear=
         >>> print(encoder.output_shape, decoder.output_shape)
         (None, 3) (None, 8, 8, 1)
     """
-    _check_latent_dim(latent_dim)
+    check_int("latent_dim", latent_dim)
     input_shape = tuple(input_shape)
     if not input_shape or any(not isinstance(size, int) or size < 1 for size in input_shape):
         raise ValueError(
@@ -201,7 +196,7 @@ def build_conv_autoencoder(input_shape=(8, 8, 1), latent_dim=8):
         >>> print(encoder.output_shape, decoder.output_shape)
         (None, 4) (None, 8, 8, 1)
     """
-    _check_latent_dim(latent_dim)
+    check_int("latent_dim", latent_dim)
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or input_shape[0] % 4 or input_shape[1] % 4:
         raise ValueError(

@@ -9,21 +9,26 @@ networks for the embedded 8×8×1 digits scaled to [-1, 1], or any shape through
 
 from __future__ import annotations
 
-import copy
-
 import keras
 from keras import ops
 
 from dlkit.layers import TransposedConv2D
 from dlkit.losses import cycle_consistency_loss, discriminator_loss, generator_loss
-from dlkit.models._networks import DIGITS_SHAPE, check_image_shape, check_weight, downsample
-from dlkit.models.gan import _shapes
+from dlkit.models._networks import (
+    DIGITS_SHAPE,
+    check_image_shape,
+    check_layers,
+    downsample,
+    network_shapes,
+    networks_config,
+    networks_from_config,
+)
 from dlkit.training import AlternatingModel, Update
+from dlkit.validation import check_choice, check_non_negative
 
 __all__ = ["ADVERSARIAL_LOSSES", "CycleGAN", "build_digits_cyclegan_networks"]
 
 ADVERSARIAL_LOSSES = ("least_squares", "cross_entropy")
-_NETWORK_NAMES = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 
 
 def _check_networks(generator_ab, generator_ba, discriminator_a, discriminator_b):
@@ -34,14 +39,14 @@ def _check_networks(generator_ab, generator_ba, discriminator_a, discriminator_b
     """
     domain_shapes = {
         "A": [
-            ("generator_ab input", _shapes(generator_ab, "inputs")),
-            ("generator_ba output", _shapes(generator_ba, "outputs")),
-            ("discriminator_a input", _shapes(discriminator_a, "inputs")),
+            ("generator_ab input", network_shapes(generator_ab, "inputs")),
+            ("generator_ba output", network_shapes(generator_ba, "outputs")),
+            ("discriminator_a input", network_shapes(discriminator_a, "inputs")),
         ],
         "B": [
-            ("generator_ab output", _shapes(generator_ab, "outputs")),
-            ("generator_ba input", _shapes(generator_ba, "inputs")),
-            ("discriminator_b input", _shapes(discriminator_b, "inputs")),
+            ("generator_ab output", network_shapes(generator_ab, "outputs")),
+            ("generator_ba input", network_shapes(generator_ba, "inputs")),
+            ("discriminator_b input", network_shapes(discriminator_b, "inputs")),
         ],
     }
     for domain, named_shapes in domain_shapes.items():
@@ -129,6 +134,7 @@ class CycleGAN(AlternatingModel):
 
     # Constructor arguments other than the networks, stored as same-named attributes.
     _CONFIG_ARGUMENTS = ("cycle_weight", "identity_weight", "adversarial_loss")
+    _NETWORKS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 
     def __init__(
         self,
@@ -142,20 +148,16 @@ class CycleGAN(AlternatingModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        cycle_weight = check_weight("cycle_weight", cycle_weight)
-        identity_weight = check_weight("identity_weight", identity_weight)
-        if adversarial_loss not in ADVERSARIAL_LOSSES:
-            raise ValueError(
-                f"Expected `adversarial_loss` to be one of {ADVERSARIAL_LOSSES}. "
-                f"Received: adversarial_loss={adversarial_loss!r}"
-            )
-        networks = (generator_ab, generator_ba, discriminator_a, discriminator_b)
-        for name, network in zip(_NETWORK_NAMES, networks):
-            if not isinstance(network, keras.Layer):
-                raise ValueError(
-                    f"Expected `{name}` to be a keras.Model. Received: {name}={network!r}"
-                )
-        _check_networks(*networks)
+        cycle_weight = check_non_negative("cycle_weight", cycle_weight)
+        identity_weight = check_non_negative("identity_weight", identity_weight)
+        check_choice("adversarial_loss", adversarial_loss, ADVERSARIAL_LOSSES)
+        check_layers(
+            generator_ab=generator_ab,
+            generator_ba=generator_ba,
+            discriminator_a=discriminator_a,
+            discriminator_b=discriminator_b,
+        )
+        _check_networks(generator_ab, generator_ba, discriminator_a, discriminator_b)
         self.generator_ab = generator_ab
         self.generator_ba = generator_ba
         self.discriminator_a = discriminator_a
@@ -169,19 +171,11 @@ class CycleGAN(AlternatingModel):
         )
 
     def get_config(self):
-        config = super().get_config()
-        config.update({name: getattr(self, name) for name in self._CONFIG_ARGUMENTS})
-        for name in _NETWORK_NAMES:
-            config[name] = keras.saving.serialize_keras_object(getattr(self, name))
-        return config
+        return {**super().get_config(), **networks_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for name in _NETWORK_NAMES:
-            # Deserialising consumes nested dictionaries: work on a copy, keep the caller's.
-            config[name] = keras.saving.deserialize_keras_object(copy.deepcopy(config[name]))
-        return cls(**config)
+        return cls(**networks_from_config(cls, config))
 
     def call(self, images_a, training=None):
         return self.generator_ab(images_a, training=training)

@@ -8,21 +8,20 @@ embedded 8×8×1 digits scaled to [-1, 1] (``dlkit.data.digits(value_range=(-1, 
 
 from __future__ import annotations
 
-import copy
-
 import keras
 from keras import ops
 
 from dlkit.layers import LabelChannels, MinibatchStdDev
 from dlkit.losses import discriminator_loss, generator_loss
+from dlkit.models._adversarial import TwoPlayerGAN
 from dlkit.models._networks import (
     DIGITS_SHAPE,
     check_image_shape,
-    check_int,
     downsample,
+    network_shapes,
     upsample,
 )
-from dlkit.training import AlternatingModel, Update
+from dlkit.validation import check_choice, check_int
 
 __all__ = [
     "ACGAN",
@@ -39,118 +38,12 @@ __all__ = [
 CONDITIONING_MODES = ("concatenate", "label_channels", "film")
 
 
-def _check_conditioning(conditioning):
-    if conditioning not in CONDITIONING_MODES:
-        raise ValueError(
-            f"Expected `conditioning` to be one of {CONDITIONING_MODES}. "
-            f"Received: conditioning={conditioning!r}"
-        )
-
-
-def _shapes(network, attribute):
-    """Per-example shapes of a built functional network's inputs or outputs, else None."""
-    try:
-        tensors = getattr(network, attribute)
-    except (AttributeError, ValueError):
-        return None
-    return [tuple(tensor.shape[1:]) for tensor in keras.tree.flatten(tensors)] or None
-
-
-def _check_networks(generator, discriminator, latent_dim, num_classes=None, acgan=False):
-    """Checks that the networks consume and produce what the model feeds them.
-
-    Only functional and sequential networks expose their shapes before a call; subclassed
-    networks are checked by their first call.
-    """
-    generator_inputs = _shapes(generator, "inputs")
-    generator_outputs = _shapes(generator, "outputs")
-    discriminator_inputs = _shapes(discriminator, "inputs")
-    discriminator_outputs = _shapes(discriminator, "outputs")
-    if generator_inputs and generator_inputs[0][-1] != latent_dim:
-        raise ValueError(
-            f"Expected the generator's noise input of size latent_dim. Received: latent_dim="
-            f"{latent_dim} for a generator with input shapes {generator_inputs}"
-        )
-    if num_classes is not None:
-        label_shapes = [generator_inputs[1:] if generator_inputs else None]
-        if not acgan:
-            label_shapes.append(discriminator_inputs[1:] if discriminator_inputs else None)
-        else:
-            label_shapes.append(discriminator_outputs[1:] if discriminator_outputs else None)
-        for shapes in label_shapes:
-            if shapes is not None and (len(shapes) != 1 or shapes[0][-1] != num_classes):
-                raise ValueError(
-                    f"Expected networks with a one-hot label input (class logits output for "
-                    f"the AC-GAN discriminator) of size num_classes. Received: num_classes="
-                    f"{num_classes} for label shapes {shapes}"
-                )
-    if generator_outputs and discriminator_inputs:
-        if generator_outputs[0] != discriminator_inputs[0]:
-            raise ValueError(
-                "Expected the generator's output shape to equal the discriminator's input shape. "
-                f"Received: generator output {generator_outputs[0]}, discriminator input "
-                f"{discriminator_inputs[0]}"
-            )
-
-
-def _one_hot(labels, num_classes):
-    """Class indices (B,) or (B, 1), or one-hot labels (B, num_classes), as float one-hot."""
-    labels = ops.convert_to_tensor(labels)
-    shape = tuple(labels.shape)
-    if len(shape) == 2 and shape[-1] == num_classes:
-        return ops.cast(labels, "float32")  # (B, K)
-    if len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1):
-        indices = ops.cast(ops.reshape(labels, (-1,)), "int32")  # (B,)
-        return ops.one_hot(indices, num_classes, dtype="float32")  # (B, K)
-    raise ValueError(
-        f"Expected `labels` of shape (B,), (B, 1) or (B, {num_classes}) (num_classes="
-        f"{num_classes}). Received: labels.shape={shape}"
-    )
-
-
-def _images_and_labels(data, num_classes):
-    images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-    if labels is None:
-        raise ValueError(
-            "Expected batches of (images, labels): call fit(images, labels). Received: no labels"
-        )
-    return images, _one_hot(labels, num_classes)
-
-
 def _class_cross_entropy(one_hot_labels, class_logits):
     return ops.mean(ops.categorical_crossentropy(one_hot_labels, class_logits, from_logits=True))
 
 
-def _store_players(model, generator, discriminator, latent_dim, discriminator_steps, seed):
-    """Stores the networks and arguments every GAN here shares, and its two noise streams."""
-    model.generator = generator
-    model.discriminator = discriminator
-    model.latent_dim = latent_dim
-    model.discriminator_steps = discriminator_steps
-    model.seed = seed
-    model.seed_generator = keras.random.SeedGenerator(seed)
-    # A second stream for `sample`, so that sampling never changes the training noise.
-    model.sample_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
-
-
-def _config_with_networks(model, config):
-    """A model's config: its arguments plus its serialised generator and discriminator."""
-    config = {**config, **{name: getattr(model, name) for name in model._CONFIG_ARGUMENTS}}
-    for name in ("generator", "discriminator"):
-        config[name] = keras.saving.serialize_keras_object(getattr(model, name))
-    return config
-
-
-def _arguments_from_config(config):
-    config = dict(config)
-    for name in ("generator", "discriminator"):
-        # Deserialising consumes nested dictionaries: work on a copy, keep the caller's config.
-        config[name] = keras.saving.deserialize_keras_object(copy.deepcopy(config[name]))
-    return config
-
-
 @keras.saving.register_keras_serializable(package="dlkit")
-class GAN(AlternatingModel):
+class GAN(TwoPlayerGAN):
     """A generative adversarial network trained by the notes' alternating algorithm.
 
     The discriminator D (a network returning one logit per image) learns to tell data from the
@@ -209,43 +102,10 @@ class GAN(AlternatingModel):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_int("latent_dim", latent_dim, 1)
-        check_int("discriminator_steps", discriminator_steps, 1)
-        _check_networks(generator, discriminator, latent_dim)
-        _store_players(self, generator, discriminator, latent_dim, discriminator_steps, seed)
+        super().__init__(
+            generator, discriminator, latent_dim, None, discriminator_steps, seed, **kwargs
+        )
         self.saturating = bool(saturating)
-
-    def get_config(self):
-        return _config_with_networks(self, super().get_config())
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**_arguments_from_config(config))
-
-    def call(self, noise):
-        return self.generator(noise)
-
-    def sample(self, num_samples):
-        """Generates `num_samples` samples from fresh seeded noise."""
-        check_int("num_samples", num_samples, 1)
-        noise = keras.random.normal((num_samples, self.latent_dim), seed=self.sample_seed_generator)
-        return self.generator(noise)
-
-    def updates(self):
-        return [
-            Update(
-                "discriminator",
-                self.discriminator.trainable_variables,
-                self.discriminator_loss,
-                repetitions=self.discriminator_steps,
-            ),
-            Update("generator", self.generator.trainable_variables, self.generator_loss),
-        ]
-
-    def _fake(self, real):
-        noise = keras.random.normal((ops.shape(real)[0], self.latent_dim), seed=self.seed_generator)
-        return self.generator(noise)
 
     def discriminator_loss(self, data):
         real, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -257,7 +117,7 @@ class GAN(AlternatingModel):
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
-class ConditionalGAN(AlternatingModel):
+class ConditionalGAN(TwoPlayerGAN):
     """A conditional GAN: both players see the class label.
 
     The generator maps (noise, one-hot label) to an image of that class; the discriminator
@@ -319,69 +179,29 @@ class ConditionalGAN(AlternatingModel):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_int("latent_dim", latent_dim, 1)
-        check_int("num_classes", num_classes, 2)
-        _check_conditioning(conditioning)
-        check_int("discriminator_steps", discriminator_steps, 1)
+        conditioning = check_choice("conditioning", conditioning, CONDITIONING_MODES)
         if generator is None:
             generator = build_conditional_digits_generator(latent_dim, num_classes, conditioning)
         if discriminator is None:
             discriminator = build_conditional_digits_discriminator(num_classes, conditioning)
-        _check_networks(generator, discriminator, latent_dim, num_classes)
-        _store_players(self, generator, discriminator, latent_dim, discriminator_steps, seed)
-        self.num_classes = num_classes
+        super().__init__(
+            generator, discriminator, latent_dim, num_classes, discriminator_steps, seed, **kwargs
+        )
         self.conditioning = conditioning
 
-    def get_config(self):
-        return _config_with_networks(self, super().get_config())
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**_arguments_from_config(config))
-
-    def call(self, inputs):
-        noise, labels = inputs
-        return self.generator([noise, _one_hot(labels, self.num_classes)])
-
-    def sample(self, labels):
-        """Generates one image per label, from fresh seeded noise."""
-        one_hot = _one_hot(labels, self.num_classes)
-        noise = keras.random.normal(
-            (ops.shape(one_hot)[0], self.latent_dim), seed=self.sample_seed_generator
-        )
-        return self.generator([noise, one_hot])
-
-    def updates(self):
-        return [
-            Update(
-                "discriminator",
-                self.discriminator.trainable_variables,
-                self.discriminator_loss,
-                repetitions=self.discriminator_steps,
-            ),
-            Update("generator", self.generator.trainable_variables, self.generator_loss),
-        ]
-
-    def _fake(self, one_hot):
-        noise = keras.random.normal(
-            (ops.shape(one_hot)[0], self.latent_dim), seed=self.seed_generator
-        )
-        return self.generator([noise, one_hot])
-
     def discriminator_loss(self, data):
-        images, one_hot = _images_and_labels(data, self.num_classes)
+        images, one_hot = self._images_and_labels(data)
         real_logits = self.discriminator([images, one_hot])
         fake_logits = self.discriminator([self._fake(one_hot), one_hot])
         return discriminator_loss(real_logits, fake_logits)
 
     def generator_loss(self, data):
-        _, one_hot = _images_and_labels(data, self.num_classes)
+        _, one_hot = self._images_and_labels(data)
         return generator_loss(self.discriminator([self._fake(one_hot), one_hot]))
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
-class ACGAN(AlternatingModel):
+class ACGAN(TwoPlayerGAN):
     """An auxiliary-classifier GAN: the discriminator also names the class.
 
     Only the generator takes the label; the discriminator sees the image alone and has two
@@ -440,33 +260,21 @@ class ACGAN(AlternatingModel):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_int("latent_dim", latent_dim, 1)
-        check_int("num_classes", num_classes, 2)
-        check_int("discriminator_steps", discriminator_steps, 1)
-        _check_networks(generator, discriminator, latent_dim, num_classes, acgan=True)
-        _store_players(self, generator, discriminator, latent_dim, discriminator_steps, seed)
-        self.num_classes = num_classes
+        super().__init__(
+            generator, discriminator, latent_dim, num_classes, discriminator_steps, seed, **kwargs
+        )
 
-    def get_config(self):
-        return _config_with_networks(self, super().get_config())
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**_arguments_from_config(config))
-
-    # The generator side is the conditional GAN's: same call, sampling, noise and updates.
-    call = ConditionalGAN.call
-    sample = ConditionalGAN.sample
-    updates = ConditionalGAN.updates
-    _fake = ConditionalGAN._fake
+    def _discriminator_label_shapes(self, discriminator):
+        # The AC-GAN discriminator meets the labels in its outputs: the class logits.
+        shapes = network_shapes(discriminator, "outputs")
+        return shapes[1:] if shapes else None
 
     def classify(self, images):
         """The class logits (B, num_classes) of the discriminator's auxiliary head."""
         return self.discriminator(images)[1]
 
     def discriminator_loss(self, data):
-        images, one_hot = _images_and_labels(data, self.num_classes)
+        images, one_hot = self._images_and_labels(data)
         real_logits, real_class_logits = self.discriminator(images)
         fake_logits, fake_class_logits = self.discriminator(self._fake(one_hot))
         return (
@@ -476,7 +284,7 @@ class ACGAN(AlternatingModel):
         )
 
     def generator_loss(self, data):
-        _, one_hot = _images_and_labels(data, self.num_classes)
+        _, one_hot = self._images_and_labels(data)
         fake_logits, fake_class_logits = self.discriminator(self._fake(one_hot))
         return generator_loss(fake_logits) + _class_cross_entropy(one_hot, fake_class_logits)
 
@@ -490,7 +298,7 @@ def build_digits_generator(latent_dim, image_shape=DIGITS_SHAPE):
 
     `image_shape` (H, W, C), H and W divisible by 4, defaults to the 8×8×1 digits.
     """
-    check_int("latent_dim", latent_dim, 1)
+    check_int("latent_dim", latent_dim)
     image_shape = check_image_shape(image_shape)
     noise = keras.Input((latent_dim,), name="noise")
     return keras.Model(noise, upsample(noise, image_shape), name="digits_generator")
@@ -516,9 +324,9 @@ def build_conditional_digits_generator(
     """[noise (B, latent_dim), one-hot (B, K)] → images (B, H, W, C), label wired by
     `conditioning`: concatenated to the noise ("concatenate"), also appended as channels of the
     hidden feature map ("label_channels"), or FiLM after the hidden upsampling ("film")."""
-    check_int("latent_dim", latent_dim, 1)
+    check_int("latent_dim", latent_dim)
     check_int("num_classes", num_classes, 2)
-    _check_conditioning(conditioning)
+    check_choice("conditioning", conditioning, CONDITIONING_MODES)
     image_shape = check_image_shape(image_shape)
     noise = keras.Input((latent_dim,), name="noise")
     labels = keras.Input((num_classes,), name="labels")
@@ -539,7 +347,7 @@ def build_conditional_digits_discriminator(
     concatenated to the flattened features before a hidden Dense ("concatenate"), appended to
     the image as channels ("label_channels"), or FiLM after each convolution ("film")."""
     check_int("num_classes", num_classes, 2)
-    _check_conditioning(conditioning)
+    check_choice("conditioning", conditioning, CONDITIONING_MODES)
     images = keras.Input(check_image_shape(image_shape), name="images")
     labels = keras.Input((num_classes,), name="labels")
     if conditioning == "label_channels":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from dlkit.layers.graph_conv import ChebConv, GraphConv
+from dlkit.validation import check_choice, check_fraction, check_int
 
 __all__ = ["GCN_CONV_TYPES", "build_gcn"]
 
@@ -89,16 +90,14 @@ def build_gcn(
         Networks on Graphs with Fast Localized Spectral Filtering", NeurIPS 2016
         (https://arxiv.org/abs/1606.09375).
     """
-    _check_int("num_features", num_features, 1)
-    _check_int("num_classes", num_classes, 2)
+    check_int("num_features", num_features)
+    check_int("num_classes", num_classes, 2)
     hidden_units = tuple(hidden_units)
     for units in hidden_units:
-        _check_int("hidden_units", units, 1)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"Expected `dropout` in [0, 1). Received: dropout={dropout!r}")
-    if conv not in GCN_CONV_TYPES:
-        raise ValueError(f"Expected `conv` to be one of {GCN_CONV_TYPES}. Received: conv={conv!r}")
-    _check_int("order", order, 1)
+        check_int("hidden_units", units)
+    check_fraction("dropout", dropout)
+    check_choice("conv", conv, GCN_CONV_TYPES)
+    check_int("order", order)
 
     def graph_convolution(units, activation, layer_name):
         if conv == "gcn":
@@ -113,10 +112,3 @@ def build_gcn(
         hidden = keras.layers.Dropout(dropout)(hidden)
         hidden = graph_convolution(units, activation, layer_name)(hidden, adjacency=adjacency)
     return keras.Model({"features": features, "adjacency": adjacency}, hidden, name=name)
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
-        )

@@ -8,31 +8,14 @@ states nor the transformer's attention and pooling.
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 
 from dlkit.layers.embedding import TokenAndPositionEmbedding
 from dlkit.layers.lstm import LSTM
 from dlkit.layers.transformer import TransformerEncoder
+from dlkit.validation import check_fraction, check_int
 
 __all__ = ["build_lstm_classifier", "build_lstm_forecaster", "build_transformer_classifier"]
-
-
-def _check_integer(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
-        )
-    return int(value)
-
-
-def _check_dropout(dropout) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ValueError(
-            f"Expected `dropout` to be a number in [0, 1). Received: dropout={dropout!r}"
-        )
-    return float(dropout)
 
 
 def _stacked_lstms(x, units: int, num_layers: int, dropout: float = 0.0):
@@ -93,12 +76,12 @@ def build_lstm_classifier(
     Reference:
         Hochreiter and Schmidhuber, "Long Short-Term Memory", Neural Computation 1997.
     """
-    vocabulary_size = _check_integer("vocabulary_size", vocabulary_size, minimum=2)
-    num_classes = _check_integer("num_classes", num_classes, minimum=2)
-    embedding_dim = _check_integer("embedding_dim", embedding_dim)
-    units = _check_integer("units", units)
-    num_layers = _check_integer("num_layers", num_layers)
-    dropout = _check_dropout(dropout)
+    vocabulary_size = check_int("vocabulary_size", vocabulary_size, 2)
+    num_classes = check_int("num_classes", num_classes, 2)
+    embedding_dim = check_int("embedding_dim", embedding_dim)
+    units = check_int("units", units)
+    num_layers = check_int("num_layers", num_layers)
+    dropout = check_fraction("dropout", dropout)
 
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(
@@ -162,14 +145,14 @@ def build_transformer_classifier(
         Vaswani et al., "Attention Is All You Need", NeurIPS 2017
         (https://arxiv.org/abs/1706.03762).
     """
-    vocabulary_size = _check_integer("vocabulary_size", vocabulary_size, minimum=2)
-    num_classes = _check_integer("num_classes", num_classes, minimum=2)
-    max_length = _check_integer("max_length", max_length)
-    model_dim = _check_integer("model_dim", model_dim)
-    num_heads = _check_integer("num_heads", num_heads)
-    intermediate_dim = _check_integer("intermediate_dim", intermediate_dim)
-    num_layers = _check_integer("num_layers", num_layers)
-    dropout = _check_dropout(dropout)
+    vocabulary_size = check_int("vocabulary_size", vocabulary_size, 2)
+    num_classes = check_int("num_classes", num_classes, 2)
+    max_length = check_int("max_length", max_length)
+    model_dim = check_int("model_dim", model_dim)
+    num_heads = check_int("num_heads", num_heads)
+    intermediate_dim = check_int("intermediate_dim", intermediate_dim)
+    num_layers = check_int("num_layers", num_layers)
+    dropout = check_fraction("dropout", dropout)
     if model_dim % num_heads:
         raise ValueError(
             "Expected `num_heads` to divide `model_dim`. "
@@ -229,11 +212,11 @@ def build_lstm_forecaster(
     Reference:
         Hochreiter and Schmidhuber, "Long Short-Term Memory", Neural Computation 1997.
     """
-    window = _check_integer("window", window)
-    num_features = _check_integer("num_features", num_features)
-    horizon = _check_integer("horizon", horizon)
-    units = _check_integer("units", units)
-    num_layers = _check_integer("num_layers", num_layers)
+    window = check_int("window", window)
+    num_features = check_int("num_features", num_features)
+    horizon = check_int("horizon", horizon)
+    units = check_int("units", units)
+    num_layers = check_int("num_layers", num_layers)
 
     windows = keras.Input((window, num_features), name="windows")
     x = _stacked_lstms(windows, units, num_layers)  # (B, units)

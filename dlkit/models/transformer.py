@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 import numpy as np
 from keras import ops
@@ -12,23 +10,12 @@ from dlkit.data.sequences import END_ID, PAD_ID, START_ID
 from dlkit.layers.embedding import TokenAndPositionEmbedding, check_token_ids
 from dlkit.layers.transformer import TransformerDecoder, TransformerEncoder
 from dlkit.losses import sequence_cross_entropy
+from dlkit.validation import check_fraction, check_int, check_non_negative
 
 __all__ = ["SequenceGenerator", "Transformer"]
 
 # A large negative log-probability standing for "impossible" (finite, so sums stay finite).
 _IMPOSSIBLE = -1e9
-
-
-def _check_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}"
-        )
-
-
-def _check_fraction(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"Expected `{name}` to be a number in [0, 1). Received: {name}={value!r}")
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
@@ -109,32 +96,20 @@ class Transformer(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_int("source_vocabulary_size", source_vocabulary_size, 2)
-        _check_int("target_vocabulary_size", target_vocabulary_size, 2)
-        _check_int("max_length", max_length, 2)
-        for name, value in (
-            ("model_dim", model_dim),
-            ("num_heads", num_heads),
-            ("intermediate_dim", intermediate_dim),
-            ("num_layers", num_layers),
-        ):
-            _check_int(name, value)
+        self.source_vocabulary_size = check_int("source_vocabulary_size", source_vocabulary_size, 2)
+        self.target_vocabulary_size = check_int("target_vocabulary_size", target_vocabulary_size, 2)
+        self.max_length = check_int("max_length", max_length, 2)
+        self.model_dim = check_int("model_dim", model_dim)
+        self.num_heads = check_int("num_heads", num_heads)
+        self.intermediate_dim = check_int("intermediate_dim", intermediate_dim)
+        self.num_layers = check_int("num_layers", num_layers)
         if model_dim % num_heads:
             raise ValueError(
                 "Expected `num_heads` to divide `model_dim`. "
                 f"Received: num_heads={num_heads}, model_dim={model_dim}"
             )
-        _check_fraction("dropout", dropout)
-        _check_fraction("label_smoothing", label_smoothing)
-        self.source_vocabulary_size = int(source_vocabulary_size)
-        self.target_vocabulary_size = int(target_vocabulary_size)
-        self.max_length = int(max_length)
-        self.model_dim = int(model_dim)
-        self.num_heads = int(num_heads)
-        self.intermediate_dim = int(intermediate_dim)
-        self.num_layers = int(num_layers)
-        self.dropout = float(dropout)
-        self.label_smoothing = float(label_smoothing)
+        self.dropout = check_fraction("dropout", dropout)
+        self.label_smoothing = check_fraction("label_smoothing", label_smoothing)
 
         def embedding(vocabulary_size, name):
             return TokenAndPositionEmbedding(vocabulary_size, max_length, model_dim, name=name)
@@ -328,7 +303,7 @@ class Transformer(keras.Model):
         from dlkit.training import compile_inference
 
         source = self._check_source(source, "source")
-        _check_int("batch_size", batch_size)
+        check_int("batch_size", batch_size)
         key = (max_length, beam_width, float(length_penalty), start_id, end_id)
         if key not in self._generators:
             generator = self.generator(max_length, beam_width, length_penalty, start_id, end_id)
@@ -476,25 +451,22 @@ class SequenceGenerator(keras.layers.Layer):
             )
         if max_length is None:
             max_length = transformer.max_length
-        _check_int("max_length", max_length)
+        check_int("max_length", max_length)
         if max_length > transformer.max_length:
             raise ValueError(
                 "Expected `max_length` <= the transformer's max_length = "
                 f"{transformer.max_length} (the decoder reads the start token and all but the "
                 f"last generated token). Received: max_length={max_length}"
             )
-        _check_int("beam_width", beam_width)
+        check_int("beam_width", beam_width)
         if beam_width > transformer.target_vocabulary_size:
             raise ValueError(
                 "Expected `beam_width` <= the target vocabulary size "
                 f"{transformer.target_vocabulary_size}. Received: beam_width={beam_width}"
             )
-        if isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real):
-            raise ValueError(f"Expected a number >= 0. Received: length_penalty={length_penalty!r}")
-        if length_penalty < 0:
-            raise ValueError(f"Expected a number >= 0. Received: length_penalty={length_penalty!r}")
+        check_non_negative("length_penalty", length_penalty)
         for name, value in (("start_id", start_id), ("end_id", end_id)):
-            _check_int(name, value, 0)
+            check_int(name, value, 0)
             if value >= transformer.target_vocabulary_size or value == PAD_ID:
                 raise ValueError(
                     f"Expected `{name}` in [1, {transformer.target_vocabulary_size}) (not the "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import keras
@@ -10,7 +9,13 @@ from keras import ops
 
 from dlkit.layers import GaussianSampling, LabelChannels
 from dlkit.losses import kl_divergence_to_standard_normal
-from dlkit.models._networks import check_image_shape, check_weight
+from dlkit.models._networks import (
+    check_image_shape,
+    check_layers,
+    networks_config,
+    networks_from_config,
+)
+from dlkit.validation import check_choice, check_int, check_non_negative
 
 __all__ = [
     "VAE",
@@ -27,8 +32,75 @@ _RECONSTRUCTIONS = ("bernoulli", "gaussian")
 _HIDDEN_UNITS = 128
 
 
+class BaseVAE(keras.Model):
+    """What `VAE` and `ConditionalVAE` share: the networks, the sampling, the ELBO, the config.
+
+    It checks and holds the encoder and decoder and the arguments both models take, creates
+    the sampling layer (the code's noise), the prior's noise stream for `sample` and the loss
+    trackers, computes the negative ELBO of a batch and writes the networks into the config.
+    Its constructor arguments are those of `VAE`, documented there.
+    """
+
+    # Constructor arguments other than the networks, stored as same-named attributes.
+    _CONFIG_ARGUMENTS = ("beta", "seed", "reconstruction")
+    _NETWORKS = ("encoder", "decoder")
+
+    def __init__(self, encoder, decoder, beta=1.0, seed=None, reconstruction="bernoulli", **kwargs):
+        super().__init__(**kwargs)
+        beta = check_non_negative("beta", beta)
+        reconstruction = check_choice("reconstruction", reconstruction, _RECONSTRUCTIONS)
+        check_layers(encoder=encoder, decoder=decoder)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.beta = beta
+        self.seed = seed
+        self.reconstruction = reconstruction
+        # μ at inference makes predictions deterministic; the loss always samples.
+        self.sampling = GaussianSampling(sample_at_inference=False, seed=seed)
+        self.prior_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self.total_loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
+
+    @property
+    def latent_dim(self):
+        """The size of the code, read from the decoder's input."""
+        return int(self.decoder.inputs[0].shape[-1])
+
+    def _elbo_loss(self, x, reconstruction, mean, log_variance):
+        """The negative ELBO (reconstruction + beta·KL, per image, batch mean); updates the
+        trackers."""
+        x = ops.cast(x, reconstruction.dtype)
+        if self.reconstruction == "bernoulli":
+            per_pixel = ops.binary_crossentropy(x, reconstruction)
+        else:
+            per_pixel = 0.5 * ops.square(x - reconstruction)
+        num_samples = ops.shape(x)[0]
+        per_sample = ops.sum(ops.reshape(per_pixel, (num_samples, -1)), axis=-1)  # (B,)
+        reconstruction_loss = ops.mean(per_sample)
+        kl_loss = kl_divergence_to_standard_normal(mean, log_variance)
+        loss = reconstruction_loss + self.beta * kl_loss
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        self.reconstruction_loss_tracker.update_state(reconstruction_loss)
+        self.kl_loss_tracker.update_state(kl_loss)
+        self.total_loss_tracker.update_state(loss)
+        return loss
+
+    def get_config(self):
+        return {**super().get_config(), **networks_config(self)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**networks_from_config(cls, config))
+
+
 @keras.saving.register_keras_serializable(package="dlkit")
-class VAE(keras.Model):
+class VAE(BaseVAE):
     """A variational autoencoder: a Gaussian code per input, pulled towards N(0, I).
 
     The encoder predicts for each input the mean μ and the log variance log σ² of a diagonal
@@ -90,19 +162,6 @@ class VAE(keras.Model):
         (https://arxiv.org/abs/1312.6114); Higgins et al., "β-VAE", ICLR 2017.
     """
 
-    def __init__(self, encoder, decoder, beta=1.0, seed=None, reconstruction="bernoulli", **kwargs):
-        super().__init__(**kwargs)
-        _init_variational(self, encoder, decoder, beta, seed, reconstruction)
-
-    @property
-    def metrics(self):
-        return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
-
-    @property
-    def latent_dim(self):
-        """The size of the code, read from the decoder's input."""
-        return int(self.decoder.inputs[0].shape[-1])
-
     def build(self, input_shape):
         _check_networks(self.encoder, self.decoder, keras.KerasTensor(tuple(input_shape)), ())
         self.built = True
@@ -116,7 +175,7 @@ class VAE(keras.Model):
         mean, log_variance = self.encoder(x, training=training)  # 2 × (B, latent_dim)
         z = self.sampling(mean, log_variance, training=True)  # (B, latent_dim)
         reconstruction = self.decoder(z, training=training)  # (B, ...) like x
-        return _elbo_loss(self, x, reconstruction, mean, log_variance)
+        return self._elbo_loss(x, reconstruction, mean, log_variance)
 
     def encode(self, inputs):
         """Returns `(mean, log_variance)` of Q(z|x) in inference mode, each (B, latent_dim)."""
@@ -128,20 +187,13 @@ class VAE(keras.Model):
 
     def sample(self, num_samples):
         """Decodes `num_samples` codes z ~ N(0, I) drawn with the model's seed generator."""
-        _check_positive_int("num_samples", num_samples)
+        check_int("num_samples", num_samples)
         z = keras.random.normal((num_samples, self.latent_dim), seed=self.prior_seed_generator)
         return self.decoder(z, training=False)  # (num_samples, ...)
 
-    def get_config(self):
-        return {**super().get_config(), **_variational_config(self)}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**_arguments_from_config(config))
-
 
 @keras.saving.register_keras_serializable(package="dlkit")
-class ConditionalVAE(keras.Model):
+class ConditionalVAE(BaseVAE):
     """A VAE whose encoder Q(z|x, c) and decoder P(x|z, c) both see the class label c.
 
     Conditioning both networks on the label [notes §6.3] frees the code from carrying the class:
@@ -189,6 +241,8 @@ class ConditionalVAE(keras.Model):
         Generative Models", NeurIPS 2015.
     """
 
+    _CONFIG_ARGUMENTS = ("num_classes", *BaseVAE._CONFIG_ARGUMENTS)
+
     def __init__(
         self,
         encoder,
@@ -199,14 +253,8 @@ class ConditionalVAE(keras.Model):
         reconstruction="bernoulli",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        _init_variational(self, encoder, decoder, beta, seed, reconstruction)
-        _check_positive_int("num_classes", num_classes)
-        self.num_classes = num_classes
-
-    # The loss trackers and the code size are the VAE's.
-    metrics = VAE.metrics
-    latent_dim = VAE.latent_dim
+        super().__init__(encoder, decoder, beta, seed, reconstruction, **kwargs)
+        self.num_classes = check_int("num_classes", num_classes)
 
     def build(self, input_shape):
         if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 2:
@@ -251,7 +299,7 @@ class ConditionalVAE(keras.Model):
         mean, log_variance = self.encoder([images, one_hot], training=training)
         z = self.sampling(mean, log_variance, training=True)  # (B, latent_dim)
         reconstruction = self.decoder([z, one_hot], training=training)
-        return _elbo_loss(self, images, reconstruction, mean, log_variance)
+        return self._elbo_loss(images, reconstruction, mean, log_variance)
 
     def encode(self, inputs):
         """Returns `(mean, log_variance)` of Q(z|x, c) for `inputs = (images, labels)`."""
@@ -269,83 +317,6 @@ class ConditionalVAE(keras.Model):
         num_samples = int(one_hot.shape[0])
         z = keras.random.normal((num_samples, self.latent_dim), seed=self.prior_seed_generator)
         return self.decoder([z, one_hot], training=False)  # (N, ...)
-
-    def get_config(self):
-        config = {**super().get_config(), **_variational_config(self)}
-        config["num_classes"] = self.num_classes
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**_arguments_from_config(config))
-
-
-def _init_variational(model, encoder, decoder, beta, seed, reconstruction):
-    """Checks and stores the arguments shared by `VAE` and `ConditionalVAE`, and creates their
-    sampling layer, prior noise and loss trackers."""
-    check_weight("beta", beta)
-    if reconstruction not in _RECONSTRUCTIONS:
-        raise ValueError(
-            f"Expected `reconstruction` to be one of {_RECONSTRUCTIONS}. "
-            f"Received: reconstruction={reconstruction!r}"
-        )
-    for name, network in (("encoder", encoder), ("decoder", decoder)):
-        if not isinstance(network, keras.Layer):
-            raise ValueError(f"Expected `{name}` to be a keras.Model. Received: {name}={network!r}")
-    model.encoder = encoder
-    model.decoder = decoder
-    model.beta = float(beta)
-    model.seed = seed
-    model.reconstruction = reconstruction
-    # μ at inference makes predictions deterministic; the loss always samples.
-    model.sampling = GaussianSampling(sample_at_inference=False, seed=seed)
-    model.prior_seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
-    model.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
-    model.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
-    model.total_loss_tracker = keras.metrics.Mean(name="loss")
-
-
-def _elbo_loss(model, x, reconstruction, mean, log_variance):
-    """The negative ELBO (reconstruction + beta·KL, per image, batch mean); updates the trackers."""
-    x = ops.cast(x, reconstruction.dtype)
-    if model.reconstruction == "bernoulli":
-        per_pixel = ops.binary_crossentropy(x, reconstruction)
-    else:
-        per_pixel = 0.5 * ops.square(x - reconstruction)
-    num_samples = ops.shape(x)[0]
-    per_sample = ops.sum(ops.reshape(per_pixel, (num_samples, -1)), axis=-1)  # (B,)
-    reconstruction_loss = ops.mean(per_sample)
-    kl_loss = kl_divergence_to_standard_normal(mean, log_variance)
-    loss = reconstruction_loss + model.beta * kl_loss
-    if model.losses:
-        loss = loss + ops.sum(model.losses)
-    model.reconstruction_loss_tracker.update_state(reconstruction_loss)
-    model.kl_loss_tracker.update_state(kl_loss)
-    model.total_loss_tracker.update_state(loss)
-    return loss
-
-
-def _variational_config(model):
-    return {
-        "encoder": keras.saving.serialize_keras_object(model.encoder),
-        "decoder": keras.saving.serialize_keras_object(model.decoder),
-        "beta": model.beta,
-        "seed": model.seed,
-        "reconstruction": model.reconstruction,
-    }
-
-
-def _arguments_from_config(config):
-    # Deep copy: deserialising a functional network consumes parts of its config.
-    config = copy.deepcopy(config)
-    config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-    config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-    return config
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
 
 
 def _check_networks(encoder, decoder, images, conditions):
@@ -396,7 +367,7 @@ def build_digits_vae_encoder(latent_dim, image_shape=(8, 8, 1)):
         >>> print([tuple(shape) for shape in build_digits_vae_encoder(2).output_shape])
         [(None, 2), (None, 2)]
     """
-    _check_positive_int("latent_dim", latent_dim)
+    check_int("latent_dim", latent_dim)
     inputs = keras.Input(check_image_shape(image_shape, multiple=1))
     flat = keras.layers.Flatten()(inputs)  # (B, H·W·C)
     return keras.Model(inputs, _encoder_head(flat, latent_dim), name="encoder")
@@ -412,7 +383,7 @@ def build_digits_vae_decoder(latent_dim, image_shape=(8, 8, 1)):
         >>> print(build_digits_vae_decoder(2).output_shape)
         (None, 8, 8, 1)
     """
-    _check_positive_int("latent_dim", latent_dim)
+    check_int("latent_dim", latent_dim)
     image_shape = check_image_shape(image_shape, multiple=1)
     code = keras.Input((latent_dim,))
     return keras.Model(code, _decoder_body(code, image_shape), name="decoder")
@@ -428,8 +399,8 @@ def build_digits_cvae_encoder(latent_dim, num_classes=10, image_shape=(8, 8, 1))
         >>> print([tuple(shape) for shape in build_digits_cvae_encoder(2).output_shape])
         [(None, 2), (None, 2)]
     """
-    _check_positive_int("latent_dim", latent_dim)
-    _check_positive_int("num_classes", num_classes)
+    check_int("latent_dim", latent_dim)
+    check_int("num_classes", num_classes)
     images = keras.Input(check_image_shape(image_shape, multiple=1))
     one_hot = keras.Input((num_classes,))
     flat = keras.layers.Flatten()(images)  # (B, H·W·C)
@@ -449,8 +420,8 @@ def build_digits_cvae_decoder(latent_dim, num_classes=10, image_shape=(8, 8, 1))
         >>> print(build_digits_cvae_decoder(2).output_shape)
         (None, 8, 8, 1)
     """
-    _check_positive_int("latent_dim", latent_dim)
-    _check_positive_int("num_classes", num_classes)
+    check_int("latent_dim", latent_dim)
+    check_int("num_classes", num_classes)
     image_shape = check_image_shape(image_shape, multiple=1)
     code = keras.Input((latent_dim,))
     one_hot = keras.Input((num_classes,))

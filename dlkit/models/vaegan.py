@@ -10,8 +10,6 @@ for the embedded 8×8×1 digits scaled to [-1, 1] (``dlkit.data.digits(value_ran
 
 from __future__ import annotations
 
-import copy
-
 import keras
 from keras import ops
 
@@ -20,25 +18,17 @@ from dlkit.losses import discriminator_loss, generator_loss, kl_divergence_to_st
 from dlkit.models._networks import (
     DIGITS_SHAPE,
     check_image_shape,
-    check_int,
-    check_weight,
+    check_layers,
     downsample,
+    network_shape,
+    networks_config,
+    networks_from_config,
     upsample,
 )
 from dlkit.training import AlternatingModel, Update
+from dlkit.validation import check_int, check_non_negative
 
 __all__ = ["VAEGAN", "build_digits_vaegan_networks"]
-
-_NETWORKS = ("encoder", "decoder", "discriminator")
-
-
-def _input_shape(network):
-    """The per-example input shape of a built functional network, else None."""
-    try:
-        inputs = keras.tree.flatten(network.inputs)
-    except (AttributeError, ValueError, TypeError):
-        return None
-    return tuple(inputs[0].shape[1:]) if len(inputs) == 1 else None
 
 
 def _check_networks(encoder, decoder, discriminator, image_shape):
@@ -148,25 +138,25 @@ class VAEGAN(AlternatingModel):
         similarity metric", ICML 2016 (https://arxiv.org/abs/1512.09300).
     """
 
+    # Constructor arguments other than the networks, stored as same-named attributes.
+    _CONFIG_ARGUMENTS = ("beta", "feature_weight", "seed")
+    _NETWORKS = ("encoder", "decoder", "discriminator")
+
     def __init__(
         self, encoder, decoder, discriminator, beta=1.0, feature_weight=1.0, seed=None, **kwargs
     ):
         super().__init__(**kwargs)
-        check_weight("beta", beta)
-        check_weight("feature_weight", feature_weight)
-        for name, network in zip(_NETWORKS, (encoder, decoder, discriminator)):
-            if not isinstance(network, keras.Layer):
-                raise ValueError(
-                    f"Expected `{name}` to be a keras.Model. Received: {name}={network!r}"
-                )
+        beta = check_non_negative("beta", beta)
+        feature_weight = check_non_negative("feature_weight", feature_weight)
+        check_layers(encoder=encoder, decoder=decoder, discriminator=discriminator)
         self.encoder = encoder
         self.decoder = decoder
         self.discriminator = discriminator
-        self.beta = float(beta)
-        self.feature_weight = float(feature_weight)
+        self.beta = beta
+        self.feature_weight = feature_weight
         self.seed = seed
         self.latent_dim = None
-        image_shape = _input_shape(encoder)
+        image_shape = network_shape(encoder, "inputs")
         if image_shape is not None:
             self.latent_dim = _check_networks(encoder, decoder, discriminator, image_shape)
         # The code's noise at training; the mean code at inference makes `call` deterministic.
@@ -185,20 +175,11 @@ class VAEGAN(AlternatingModel):
         self.built = True
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {name: keras.saving.serialize_keras_object(getattr(self, name)) for name in _NETWORKS}
-        )
-        config.update({"beta": self.beta, "feature_weight": self.feature_weight, "seed": self.seed})
-        return config
+        return {**super().get_config(), **networks_config(self)}
 
     @classmethod
     def from_config(cls, config):
-        # Deep copy: deserialising a functional network consumes parts of its config.
-        config = copy.deepcopy(config)
-        for name in _NETWORKS:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)
+        return cls(**networks_from_config(cls, config))
 
     def call(self, images, training=None):
         mean, log_variance = self.encoder(images, training=training)  # 2 × (B, latent_dim)
@@ -211,7 +192,7 @@ class VAEGAN(AlternatingModel):
 
     def sample(self, num_samples):
         """Decodes `num_samples` codes z_p ~ N(0, I) drawn from the model's sample stream."""
-        check_int("num_samples", num_samples, 1)
+        check_int("num_samples", num_samples)
         if self.latent_dim is None:
             raise ValueError(
                 "Expected a built model (call it on images once) before `sample`. "
@@ -298,7 +279,7 @@ def build_digits_vaegan_networks(latent_dim, image_shape=DIGITS_SHAPE):
         >>> print([tuple(shape) for shape in discriminator.output_shape])
         [(None, 1), (None, 384)]
     """
-    check_int("latent_dim", latent_dim, 1)
+    check_int("latent_dim", latent_dim)
     image_shape = check_image_shape(image_shape)
     images = keras.Input(image_shape, name="images")
     hidden = keras.layers.Flatten()(downsample(images))  # (B, H/4 · W/4 · 32)
