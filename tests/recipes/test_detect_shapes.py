@@ -43,7 +43,7 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epochs": 0}, r"epochs > 0. Received: epochs=0"),
+        ({"epochs": 0}, r"`epochs` to be a number > 0. Received: epochs=0"),
         ({"image_size": 24, "grid_size": 4}, r"Received: image_size=24, grid_size=4"),
         ({"image_size": 24, "grid_size": 3, "fpn": True}, r"Received: grid_size=3"),
         ({"score_threshold": 1.5}, r"Received: score_threshold=1.5"),
