@@ -185,10 +185,9 @@ def check_shape(name: str, value: object, minimum: int = 0) -> tuple[int, ...]:
     >>> check_shape("observation_shape", [4])
     (4,)
     """
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value,)
+    one_axis = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     try:
-        items = tuple(value)
+        items = (value,) if one_axis else tuple(value)  # the message shows `value` as given
     except TypeError:
         items = None
     if items is None or any(

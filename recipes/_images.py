@@ -1,6 +1,7 @@
 """Images for the recipes that train on them: datasets by name, and a digits judge.
 
-``start_image_run`` starts a run on the images of its ``Config``. ``load_images`` returns the
+``ImageRunConfig`` holds the run settings that the image recipes' ``Config`` classes share;
+``start_image_run`` starts a run on the images of such a ``Config``. ``load_images`` returns the
 embedded 8×8 digits as NumPy arrays (the default, offline) or a
 tensorflow-datasets image dataset (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``) as
 batched ``tf.data`` pipelines, in one shape that ``fit`` accepts either way. The generative
@@ -16,13 +17,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from dlkit.data import DATASETS, DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits, load
 from dlkit.plotting import plot_image_grid
-from dlkit.recipes._recipe import start_run
+from dlkit.recipes._recipe import check_config, start_run
 from dlkit.validation import check_choice
 
 # The image datasets a generative recipe accepts by its `dataset` field.
@@ -38,6 +39,51 @@ GATE_THRESHOLD = 0.8
 def check_dataset(dataset: str) -> None:
     """Raises ValueError unless `dataset` is one of ``DATASET_CHOICES``."""
     check_choice("dataset", dataset, DATASET_CHOICES)
+
+
+@dataclass
+class ImageRunConfig:
+    """The settings of an image recipe's run, shared by the generative recipes.
+
+    A recipe's ``Config`` extends it (``class Config(ImageRunConfig)``) and writes only its own
+    fields and the defaults it changes: a field redeclared with a new default and no docstring
+    keeps the docstring written here; it gets its own docstring only where its meaning differs
+    in that recipe. ``__post_init__`` checks that ``epochs``, ``batch_size``, ``learning_rate``
+    and the fields the recipe names in ``POSITIVE_FIELDS`` are > 0, those in
+    ``NON_NEGATIVE_FIELDS`` >= 0, ``export`` and ``dataset`` (one of ``DATASET_CHOICES``); a
+    recipe with further checks overrides it, calling ``super().__post_init__()`` first.
+    """
+
+    POSITIVE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    NON_NEGATIVE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    DATASET_CHOICES: ClassVar[tuple[str, ...]] = DATASET_CHOICES
+
+    epochs: int = 20
+    """Passes over the training images."""
+    batch_size: int = 32
+    """Images per step."""
+    learning_rate: float = 2e-3
+    """Adam step size."""
+    seed: int = 0
+    """Seed of weights, shuffling and noise."""
+    dataset: str = "digits"
+    """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
+    data_dir: str = ""
+    """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+    export: str = "saved_model"
+    """Serving export of the trained network: saved_model, onnx or none."""
+    output_dir: str = "runs"
+    """Folder for the model, figures, metrics and the resumable backup."""
+    verbose: int = 2
+    """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            positive=("epochs", "batch_size", "learning_rate", *self.POSITIVE_FIELDS),
+            non_negative=self.NON_NEGATIVE_FIELDS,
+            datasets=self.DATASET_CHOICES,
+        )
 
 
 @dataclass

@@ -30,9 +30,8 @@ import numpy as np
 
 from dlkit import plotting
 from dlkit.models.aae import PRIORS, AdversarialAutoencoder, build_digits_aae_networks
-from dlkit.recipes._images import DATASET_CHOICES, start_image_run
+from dlkit.recipes._images import ImageRunConfig, start_image_run
 from dlkit.recipes._recipe import (
-    check_config,
     export_for_serving,
     fit,
     run_paths,
@@ -47,11 +46,11 @@ MANIFOLD_EXTENT = {"normal": 2.5, "uniform": 1.0, "mixture": 2.5}
 
 
 @dataclass
-class Config:
+class Config(ImageRunConfig):
+    POSITIVE_FIELDS = ("latent_dim",)
+    NON_NEGATIVE_FIELDS = ("reconstruction_weight",)
+
     epochs: int = 30
-    """Passes over the training images."""
-    batch_size: int = 32
-    """Images per step."""
     learning_rate: float = 2e-3
     """Initial Adam step size of the three updates (cosine decay to 0 over the run)."""
     latent_dim: int = 2
@@ -62,24 +61,12 @@ class Config:
     """Weight of the reconstruction loss."""
     seed: int = 0
     """Seed of weights, shuffling and prior draws."""
-    dataset: str = "digits"
-    """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
-    data_dir: str = ""
-    """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
     export: str = "saved_model"
     """Serving export of the decoder (code → image): saved_model, onnx or none."""
     output_dir: str = "runs/aae_digits"
-    """Folder for the model, figures, metrics and the resumable backup."""
-    verbose: int = 2
-    """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
 
     def __post_init__(self) -> None:
-        check_config(
-            self,
-            positive=("epochs", "batch_size", "learning_rate", "latent_dim"),
-            non_negative=("reconstruction_weight",),
-            datasets=DATASET_CHOICES,
-        )
+        super().__post_init__()
         check_choice("prior", self.prior, PRIORS)
         if self.prior == "mixture":
             check_int("latent_dim", self.latent_dim, 2)  # the mixture lies in two dimensions

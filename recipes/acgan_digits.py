@@ -34,13 +34,12 @@ from dlkit.models.gan import (
     build_conditional_digits_generator,
 )
 from dlkit.recipes._images import (
-    DATASET_CHOICES,
+    ImageRunConfig,
     adversarial_optimizers,
     conditional_samples,
     start_image_run,
 )
 from dlkit.recipes._recipe import (
-    check_config,
     fit,
     run_paths,
     run_summary,
@@ -52,9 +51,10 @@ VALUE_RANGE = (-1.0, 1.0)
 
 
 @dataclass
-class Config:
+class Config(ImageRunConfig):
+    POSITIVE_FIELDS = ("latent_dim", "discriminator_steps")
+
     epochs: int = 20
-    """Passes over the training images."""
     batch_size: int = 32
     """Real images (with their labels) per step."""
     learning_rate: float = 2e-3
@@ -63,25 +63,10 @@ class Config:
     """Size of the noise vector."""
     discriminator_steps: int = 1
     """Discriminator updates per generator update (the notes' k)."""
-    seed: int = 0
-    """Seed of weights, shuffling and noise."""
-    dataset: str = "digits"
-    """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
-    data_dir: str = ""
-    """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
     export: str = "saved_model"
     """Serving export of the generator ([noise, label] → image): saved_model, onnx or none."""
     output_dir: str = "runs/acgan_digits"
     """Folder for the generator, figures, metrics and the resumable backup."""
-    verbose: int = 2
-    """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            positive=("epochs", "batch_size", "learning_rate", "latent_dim", "discriminator_steps"),
-            datasets=DATASET_CHOICES,
-        )
 
 
 def main(config: Config) -> dict:

@@ -32,13 +32,12 @@ from dlkit.models.gan import (
     build_conditional_digits_generator,
 )
 from dlkit.recipes._images import (
-    DATASET_CHOICES,
+    ImageRunConfig,
     adversarial_optimizers,
     conditional_samples,
     start_image_run,
 )
 from dlkit.recipes._recipe import (
-    check_config,
     fit,
     run_paths,
     run_summary,
@@ -51,9 +50,10 @@ VALUE_RANGE = (-1.0, 1.0)
 
 
 @dataclass
-class Config:
+class Config(ImageRunConfig):
+    POSITIVE_FIELDS = ("latent_dim", "discriminator_steps")
+
     epochs: int = 25
-    """Passes over the training images."""
     batch_size: int = 32
     """Real images (with their labels) per step."""
     learning_rate: float = 2e-3
@@ -66,25 +66,13 @@ class Config:
     # 15 epochs; "concatenate" and "film" draw chance-level classes (0.1) for 30 epochs or more.
     conditioning: str = "label_channels"
     """How the label enters both networks: concatenate, label_channels or film."""
-    seed: int = 0
-    """Seed of weights, shuffling and noise."""
-    dataset: str = "digits"
-    """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
-    data_dir: str = ""
-    """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
     export: str = "saved_model"
     """Serving export of the generator ([noise, label] → image): saved_model, onnx or none."""
     output_dir: str = "runs/cgan_digits"
     """Folder for the generator, figures, metrics and the resumable backup."""
-    verbose: int = 2
-    """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
 
     def __post_init__(self) -> None:
-        check_config(
-            self,
-            positive=("epochs", "batch_size", "learning_rate", "latent_dim", "discriminator_steps"),
-            datasets=DATASET_CHOICES,
-        )
+        super().__post_init__()
         check_choice("conditioning", self.conditioning, CONDITIONING_MODES)
 
 

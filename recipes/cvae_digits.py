@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import keras
 
 from dlkit.models.vae import ConditionalVAE, build_digits_cvae_decoder, build_digits_cvae_encoder
-from dlkit.recipes._images import DATASET_CHOICES, conditional_samples, start_image_run
+from dlkit.recipes._images import ImageRunConfig, conditional_samples, start_image_run
 from dlkit.recipes._recipe import (
-    check_config,
     export_for_serving,
     fit,
     run_paths,
@@ -40,37 +39,23 @@ VALUE_RANGE = (0.0, 1.0)
 
 
 @dataclass
-class Config:
+class Config(ImageRunConfig):
+    POSITIVE_FIELDS = ("latent_dim",)
+    NON_NEGATIVE_FIELDS = ("beta",)
+
     epochs: int = 6
-    """Passes over the training images."""
     batch_size: int = 32
     """Images (with their labels) per gradient step."""
     learning_rate: float = 3e-3
-    """Adam step size."""
     latent_dim: int = 2
     """Size of the latent code."""
     beta: float = 1.0
     """Weight of the KL term (beta-VAE when not 1)."""
     seed: int = 0
     """Seed of weights, shuffling and sampling."""
-    dataset: str = "digits"
-    """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
-    data_dir: str = ""
-    """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
     export: str = "saved_model"
     """Serving export of the decoder ([code, one-hot label] → image): saved_model, onnx or none."""
     output_dir: str = "runs/cvae_digits"
-    """Folder for the model, figures, metrics and the resumable backup."""
-    verbose: int = 2
-    """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            positive=("epochs", "batch_size", "learning_rate", "latent_dim"),
-            non_negative=("beta",),
-            datasets=DATASET_CHOICES,
-        )
 
 
 def _pairs(images) -> dict:

@@ -30,9 +30,8 @@ import numpy as np
 from dlkit.data import digits, load
 from dlkit.models.cyclegan import ADVERSARIAL_LOSSES, CycleGAN, build_digits_cyclegan_networks
 from dlkit.plotting import plot_image_grid
-from dlkit.recipes._images import adversarial_optimizers
+from dlkit.recipes._images import ImageRunConfig, adversarial_optimizers
 from dlkit.recipes._recipe import (
-    check_config,
     fit,
     run_paths,
     run_summary,
@@ -54,9 +53,11 @@ _NUM_SHOWN = 8
 
 
 @dataclass
-class Config:
+class Config(ImageRunConfig):
+    NON_NEGATIVE_FIELDS = ("cycle_weight", "identity_weight")
+    DATASET_CHOICES = DATASETS
+
     epochs: int = 30
-    """Passes over the training images."""
     batch_size: int = 32
     """Images of each domain per step."""
     learning_rate: float = 2e-3
@@ -75,22 +76,13 @@ class Config:
     """Height and width that horse2zebra images are resized to (divisible by 4)."""
     seed: int = 0
     """Seed of weights, the domain split and shuffling."""
-    data_dir: str = ""
-    """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
     export: str = "saved_model"
     """Serving export of both generators (image → image): saved_model, onnx or none."""
     output_dir: str = "runs/cyclegan"
     """Folder for the generators, figures, metrics and the resumable backup."""
-    verbose: int = 2
-    """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
 
     def __post_init__(self) -> None:
-        check_config(
-            self,
-            positive=("epochs", "batch_size", "learning_rate"),
-            non_negative=("cycle_weight", "identity_weight"),
-            datasets=DATASETS,
-        )
+        super().__post_init__()
         check_choice("adversarial_loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
         check_choice("transform", self.transform, TRANSFORMS)
         if check_int("image_size", self.image_size, 4) % 4:

@@ -25,13 +25,12 @@ import keras
 from dlkit.callbacks import SampleGrid
 from dlkit.models.gan import GAN, build_digits_discriminator, build_digits_generator
 from dlkit.recipes._images import (
-    DATASET_CHOICES,
+    ImageRunConfig,
     adversarial_optimizers,
     class_coverage,
     start_image_run,
 )
 from dlkit.recipes._recipe import (
-    check_config,
     fit,
     run_paths,
     run_summary,
@@ -43,9 +42,10 @@ VALUE_RANGE = (-1.0, 1.0)
 
 
 @dataclass
-class Config:
+class Config(ImageRunConfig):
+    POSITIVE_FIELDS = ("latent_dim", "discriminator_steps", "sample_every")
+
     epochs: int = 40
-    """Passes over the training images."""
     batch_size: int = 32
     """Real images per step."""
     learning_rate: float = 1e-3
@@ -56,32 +56,10 @@ class Config:
     """Discriminator updates per generator update (the notes' k)."""
     sample_every: int = 5
     """Epochs between sample grids."""
-    seed: int = 0
-    """Seed of weights, shuffling and noise."""
-    dataset: str = "digits"
-    """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
-    data_dir: str = ""
-    """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
     export: str = "saved_model"
     """Serving export of the generator (noise → image): saved_model, onnx or none."""
     output_dir: str = "runs/gan_digits"
     """Folder for the generator, figures, metrics and the resumable backup."""
-    verbose: int = 2
-    """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            positive=(
-                "epochs",
-                "batch_size",
-                "learning_rate",
-                "latent_dim",
-                "discriminator_steps",
-                "sample_every",
-            ),
-            datasets=DATASET_CHOICES,
-        )
 
 
 def main(config: Config) -> dict:

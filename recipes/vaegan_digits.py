@@ -30,13 +30,12 @@ from dlkit import plotting
 from dlkit.losses import kl_divergence_to_standard_normal
 from dlkit.models.vaegan import VAEGAN, build_digits_vaegan_networks
 from dlkit.recipes._images import (
-    DATASET_CHOICES,
+    ImageRunConfig,
     adversarial_optimizers,
     class_coverage,
     start_image_run,
 )
 from dlkit.recipes._recipe import (
-    check_config,
     export_for_serving,
     fit,
     run_paths,
@@ -50,11 +49,12 @@ NUM_SHOWN = 10
 
 
 @dataclass
-class Config:
+class Config(ImageRunConfig):
+    POSITIVE_FIELDS = ("latent_dim",)
+    NON_NEGATIVE_FIELDS = ("beta", "feature_weight")
+
     epochs: int = 30
-    """Passes over the training images."""
     batch_size: int = 64
-    """Images per step."""
     learning_rate: float = 2e-3
     """Adam step size of the three updates (beta_1 = 0.5)."""
     latent_dim: int = 16
@@ -63,26 +63,9 @@ class Config:
     """Weight of the KL term in the encoder's loss."""
     feature_weight: float = 1.0
     """Weight (the paper's gamma) of the feature loss in the decoder's loss."""
-    seed: int = 0
-    """Seed of weights, shuffling and noise."""
-    dataset: str = "digits"
-    """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
-    data_dir: str = ""
-    """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
     export: str = "saved_model"
     """Serving export of the decoder (code → image): saved_model, onnx or none."""
     output_dir: str = "runs/vaegan_digits"
-    """Folder for the model, figures, metrics and the resumable backup."""
-    verbose: int = 2
-    """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            positive=("epochs", "batch_size", "learning_rate", "latent_dim"),
-            non_negative=("beta", "feature_weight"),
-            datasets=DATASET_CHOICES,
-        )
 
 
 def held_out_scores(model: VAEGAN, images: np.ndarray) -> tuple[np.ndarray, float, float]:

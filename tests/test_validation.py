@@ -84,6 +84,13 @@ def test_check_shape():
         validation.check_shape("shape", (0,), minimum=1)
 
 
+def test_check_shape_reports_the_value_as_given():
+    with pytest.raises(ValueError, match=r"Received: shape=0$"):
+        validation.check_shape("shape", 0, minimum=1)
+    with pytest.raises(ValueError, match=r"Received: shape=\[2, 0\]$"):
+        validation.check_shape("shape", [2, 0], minimum=1)
+
+
 def test_check_model():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     assert validation.check_model("network", model, built=True) is model

@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from dlkit.layers._initializers import clone_initializer
-from dlkit.validation import check_choice, check_fraction, check_int
+from dlkit.validation import check_choice, check_fraction, check_int, check_shape
 
 __all__ = [
     "AdditiveScore",
@@ -456,13 +456,13 @@ class MultiHeadAttention(keras.layers.Layer):
 def _output_dims(output_shape):
     if output_shape is None:
         return None
-    dims = output_shape if isinstance(output_shape, (tuple, list)) else (output_shape,)
-    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+    dims = check_shape("output_shape", output_shape, minimum=1)
+    if not dims:  # `()` would fall back to the query's width in `build`
         raise ValueError(
             "Expected `output_shape` to be None, an integer >= 1 or a tuple of them. "
             f"Received: output_shape={output_shape!r}"
         )
-    return tuple(dims)
+    return dims
 
 
 def _project(inputs, kernel, bias):
