@@ -10,10 +10,11 @@ loads without touching the network.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import socket
 
-from dlkit.validation import check_choice, check_int, check_positive, check_range
+from dlkit.validation import check_choice, check_int, check_positive, check_range, check_shape
 
 # Each entry: the tfds name, the shape of one image, the number of classes and the splits.
 # cycle_gan's "label" is its domain: 0 for A (horses), 1 for B (zebras).
@@ -87,10 +88,10 @@ def _check_split(name: str, split: str, table: dict | None = None) -> None:
 def _image_size_pair(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     if image_size is None:
         return None
-    pair = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(pair) != 2 or not all(
-        isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in pair
-    ):
+    pair = check_shape("image_size", image_size, minimum=1)
+    if isinstance(image_size, numbers.Integral):
+        pair = pair * 2  # a square
+    if len(pair) != 2:
         raise ValueError(
             "Expected `image_size` to be None, a positive integer or a pair of positive "
             f"integers (height, width). Received: image_size={image_size!r}"

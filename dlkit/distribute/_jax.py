@@ -48,6 +48,7 @@ import keras
 import numpy as np
 
 from dlkit.training._versions import private_api_supported
+from dlkit.validation import check_int
 
 ENVIRONMENT_VARIABLES = {
     "coordinator_address": "DLKIT_COORDINATOR_ADDRESS",
@@ -270,14 +271,9 @@ def local_share(
     """
     num_processes = jax.process_count() if num_processes is None else num_processes
     process_id = jax.process_index() if process_id is None else process_id
-    for name, value in (("global_batch_size", global_batch_size), ("num_processes", num_processes)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"Expected {name} to be an integer >= 1. Received: {name}={value!r}")
-    if not isinstance(process_id, int) or not 0 <= process_id < num_processes:
-        raise ValueError(
-            f"Expected 0 <= process_id < num_processes={num_processes}. "
-            f"Received: process_id={process_id!r}"
-        )
+    check_int("global_batch_size", global_batch_size)
+    num_processes = check_int("num_processes", num_processes)
+    process_id = check_int("process_id", process_id, minimum=0, maximum=num_processes - 1)
     if global_batch_size % num_processes:
         raise ValueError(
             f"Expected global_batch_size divisible by num_processes={num_processes}. "

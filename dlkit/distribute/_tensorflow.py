@@ -42,7 +42,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import numbers
 import os
 import socket
 import time
@@ -52,6 +51,7 @@ import tensorflow as tf
 from keras import tree
 
 from dlkit.training._versions import private_api_supported, version_in_range
+from dlkit.validation import check_positive
 
 __all__ = ["install_multi_worker_compat", "make_strategy"]
 
@@ -317,14 +317,7 @@ def make_strategy(devices: Sequence[str] | None = None, connect_timeout: float =
         ConnectionError: if a worker does not accept connections within ``connect_timeout``
             seconds; the message names its address.
     """
-    if (
-        isinstance(connect_timeout, bool)
-        or not isinstance(connect_timeout, numbers.Real)
-        or not connect_timeout > 0
-    ):
-        raise ValueError(
-            f"Expected connect_timeout > 0 seconds. Received: connect_timeout={connect_timeout!r}"
-        )
+    check_positive("connect_timeout", connect_timeout)
     if devices is not None:
         if not isinstance(devices, (list, tuple)) or not all(isinstance(d, str) for d in devices):
             raise TypeError(
