@@ -179,9 +179,3 @@ class TwoPlayerGAN(AlternatingModel):
             ),
             Update("generator", self.generator.trainable_variables, self.generator_loss),
         ]
-
-    def discriminator_loss(self, data):
-        raise NotImplementedError
-
-    def generator_loss(self, data):
-        raise NotImplementedError
