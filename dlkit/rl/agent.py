@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import os
 import time
 from pathlib import Path
@@ -215,12 +216,22 @@ class Agent(keras.Model):
     The agent's hyperparameters are `config`, a `config_class` built from the `config`
     argument and the keyword arguments that name its fields (which override that argument's
     fields); the other keyword arguments go to `keras.Model` (`name`). Each field is also an
-    attribute of the agent (`agent.gamma`), except those that `_config_attribute_names` renames.
+    read-only attribute of the agent (`agent.gamma` reads `agent.config.gamma`), except those
+    that `_config_attribute_names` renames; `config` is their one source.
     """
 
     config_class: type = AgentConfig
     # Fields stored under another attribute name, where keras.Model already uses the name.
     _config_attribute_names: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for field in dataclasses.fields(cls.config_class):
+            name = cls._config_attribute_names.get(field.name, field.name)
+            # Shadows a backend's attribute of the same name (torch's `Module.double`), as the
+            # field always has; `_config_attribute_names` renames where Keras needs the name.
+            if name not in cls.__dict__:
+                setattr(cls, name, property(operator.attrgetter(f"config.{field.name}")))
 
     def __init__(self, config: AgentConfig | None = None, **kwargs):
         names = {field.name for field in dataclasses.fields(self.config_class)}
@@ -228,9 +239,6 @@ class Agent(keras.Model):
         config = resolve_config(self.config_class, config, overrides)
         super().__init__(**kwargs)
         self.config = config
-        for field in dataclasses.fields(config):
-            name = self._config_attribute_names.get(field.name, field.name)
-            setattr(self, name, getattr(config, field.name))
         self._rng = np.random.default_rng(self.seed)
         self.num_timesteps = 0
         self.num_episodes = 0
