@@ -12,7 +12,7 @@ Network: input 4 → Dense(64, relu) → Dense(64, relu) → Dense(2) (CartPole-
 observation of shape (1, 4), float32. Each way is warmed up (tracing, compilation), then timed
 over ``--repeats`` runs of N calls; the median per-call time of the runs is reported (wall
 clock; for the compiled call also process CPU time, which other processes competing for the
-cores barely change). PyTorch runs on one thread.
+cores barely change). Every backend runs on one core with one thread (``_common.pin_backend``).
 
 Prints one JSON object (``--all``: a JSON list, one object per backend, each measured in its
 own process):
@@ -34,11 +34,12 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
-from _common import BACKENDS, run_in_subprocess
+from _common import BACKENDS, ResultRecorder, add_save_argument, run_in_subprocess, run_process
 
 # Microseconds per single-observation action that compile_inference must stay under.
 TARGET_US = {"tensorflow": 400.0, "jax": 100.0, "torch": 400.0}
@@ -63,10 +64,6 @@ def per_call_us(
 
 def benchmark(backend: str, num_calls: int, repeats: int, seed: int = 0) -> dict:
     """Measures one backend in this process; KERAS_BACKEND must already be ``backend``."""
-    if backend == "torch":
-        import torch
-
-        torch.set_num_threads(1)
     import keras
 
     from dlkit.training import compile_inference, list_devices
@@ -130,19 +127,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--repeats", type=int, default=7, help="Timed runs; the median counts (default 7)."
     )
+    add_save_argument(parser)
     args = parser.parse_args(argv)
     if args.num_calls < 1 or args.repeats < 1:
         parser.error("Expected --num-calls >= 1 and --repeats >= 1.")
+    recorder = ResultRecorder(
+        "acting_latency", sys.argv, {"num_calls": args.num_calls, "repeats": args.repeats}
+    )
     arguments = [f"--num-calls={args.num_calls}", f"--repeats={args.repeats}"]
     if args.all:
         results = [run_in_subprocess(__file__, backend, arguments) for backend in BACKENDS]
         print(json.dumps(results, indent=2))
-        return
-    # The backend (and torch's thread count) must be set before keras or torch is imported.
-    os.environ["KERAS_BACKEND"] = args.backend
-    if args.backend == "torch":
-        os.environ["OMP_NUM_THREADS"] = "1"
-    print(json.dumps(benchmark(args.backend, args.num_calls, args.repeats)))
+    else:
+        # One core, and the backend's thread settings, before keras is imported.
+        results = run_process(
+            args.backend, lambda: benchmark(args.backend, args.num_calls, args.repeats)
+        )
+        print(json.dumps(results))
+    if args.save is not None:
+        recorder.save(results, args.save or None)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,24 @@ in transitions per second:
 Usage::
 
     python benchmarks/buffers.py            # prints one JSON object
+    python benchmarks/buffers.py --save     # and stores it in benchmarks/results/buffers.json
+
+The process runs on one core (``_common.pin_to_one_core``; NumPy's thread pools start at
+import, before it, but the affinity binds them to that core too).
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import platform
 import random
+import sys
 import time
 
 import numpy as np
+from _common import ResultRecorder, add_save_argument, pin_to_one_core, pinning
 
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
 
@@ -121,4 +128,18 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main()))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_save_argument(parser)
+    arguments = parser.parse_args()
+    recorder = ResultRecorder("buffers", sys.argv, {"capacity": CAPACITY, "batch_size": BATCH_SIZE})
+    pin_to_one_core()
+    wall, cpu = time.perf_counter(), time.process_time()
+    results = main()
+    results.update(
+        process_wall_s=round(time.perf_counter() - wall, 2),
+        process_cpu_s=round(time.process_time() - cpu, 2),
+        pinning=pinning(),
+    )
+    print(json.dumps(results))
+    if arguments.save is not None:
+        recorder.save(results, arguments.save or None)

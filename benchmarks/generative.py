@@ -28,10 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
-from _common import BACKENDS, run_in_subprocess
+from _common import BACKENDS, ResultRecorder, add_save_argument, run_in_subprocess, run_process
 
 LATENT_DIM = 8
 NUM_CLASSES = 10
@@ -184,10 +185,6 @@ def time_fit(model, fit_arguments: dict, epochs: int, batch_size: int) -> list[f
 
 def benchmark(backend: str, names: list[str], epochs: int, batch_size: int) -> dict:
     """Measures the named models in this process; KERAS_BACKEND must already be ``backend``."""
-    if backend == "torch":
-        import torch
-
-        torch.set_num_threads(1)
     import keras
 
     from dlkit.training import list_devices
@@ -241,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--epochs", type=int, default=3, help="Timed epochs (default 3).")
     parser.add_argument("--batch-size", type=int, default=64, help="Batch size (default 64).")
+    add_save_argument(parser)
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         parser.error("Expected --epochs >= 1 and --batch-size >= 1.")
@@ -254,14 +252,22 @@ def main(argv: list[str] | None = None) -> None:
         f"--epochs={args.epochs}",
         f"--batch-size={args.batch_size}",
     ]
+    recorder = ResultRecorder(
+        "generative",
+        sys.argv,
+        {"models": names, "epochs": args.epochs, "batch_size": args.batch_size},
+    )
     if args.all:
         results = [run_in_subprocess(__file__, backend, arguments) for backend in BACKENDS]
         print(json.dumps(results, indent=2))
-        return
-    os.environ["KERAS_BACKEND"] = args.backend
-    if args.backend == "torch":
-        os.environ["OMP_NUM_THREADS"] = "1"
-    print(json.dumps(benchmark(args.backend, names, args.epochs, args.batch_size)))
+    else:
+        # One core, and the backend's thread settings, before keras is imported.
+        results = run_process(
+            args.backend, lambda: benchmark(args.backend, names, args.epochs, args.batch_size)
+        )
+        print(json.dumps(results))
+    if args.save is not None:
+        recorder.save(results, args.save or None)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,15 @@ import subprocess
 import sys
 import time
 
-from _common import BACKENDS
+from _common import (
+    BACKENDS,
+    ResultRecorder,
+    add_save_argument,
+    one_core_environment,
+    pin_library_threads,
+    pin_to_one_core,
+    pinning,
+)
 
 SOLVED = 475.0
 _CACHE_VARIABLE = "DLKIT_BENCHMARK_JAX_CACHE"  # --jax-compilation-cache, for the runners
@@ -108,16 +116,14 @@ SB3_SETTINGS = {
 
 ALGORITHMS = ("ppo", "dqn")
 
-# dlkit's settings (`dlkit_settings`). PPO's are the `ppo_cartpole` recipe's defaults: the zoo's
-# networks, rollouts (8 copies x 32 steps), minibatch, epochs, clip range, schedules and budget,
-# with three values of its own: gamma 0.99, GAE lambda 0.95 and an initial learning rate of 3e-3
-# (the zoo's: 0.98, 0.8, 1e-3). They were chosen on seeds 100-119 with dlkit-jax, apart from the
-# seeds the benchmark reports (0-9): median steps to solve 10,000 against 20,000 with the zoo's
-# values. The runner `sb3-dlkit-settings` runs SB3's PPO with these values too.
-# DQN keeps the zoo's learning rate, batch, buffer, update schedule, exploration and budget;
-# the peer copies the target network before each training phase (every 10 env steps, i.e.
-# between phases of 128 gradient steps), which dlkit expresses as a hard update every 128
-# gradient steps. It differs in three choices of its own: a 64-64 network instead of 256-256,
+# dlkit's tuned settings (`dlkit_settings(algorithm, tuned=True)`, the runners
+# `dlkit-<backend>-tuned`; the runners `dlkit-<backend>` run the zoo's settings, `zoo_settings`).
+# PPO's are the `ppo_cartpole` recipe's defaults: the zoo's networks, rollouts (8 copies x 32
+# steps), minibatch, epochs, clip range, schedules and budget, with three values of its own:
+# gamma 0.99, GAE lambda 0.95 and an initial learning rate of 3e-3 (the zoo's: 0.98, 0.8, 1e-3),
+# chosen on seeds 100-119 with dlkit-jax. The runner `sb3-dlkit-settings` runs SB3's PPO with
+# these values too. DQN's keep the zoo's learning rate, batch, buffer, update schedule,
+# exploration and budget, with three choices of its own: a 64-64 network instead of 256-256,
 # double Q-learning and 3-step targets (SB3 has neither).
 DLKIT_SETTINGS = {
     "dqn": {
@@ -156,10 +162,70 @@ _PPO_ARGUMENTS = (
 )
 
 
-def dlkit_settings(algorithm: str) -> dict:
-    """dlkit's settings of ``algorithm``: PPO's read from the ``ppo_cartpole`` recipe's defaults
-    (imported only in a runner's process, which has chosen its backend), DQN's from
-    ``DLKIT_SETTINGS``."""
+def _initial_value(value) -> float:
+    """The initial value of a zoo value that may be a linear schedule (``"lin_1e-3"``)."""
+    return float(value[4:]) if isinstance(value, str) and value.startswith("lin_") else value
+
+
+def zoo_settings(algorithm: str) -> dict:
+    """The zoo's settings of ``algorithm`` (``SB3_SETTINGS``) in dlkit's terms: the same network,
+    update rule and hyperparameters as the peer, the runners ``dlkit-<backend>``.
+
+    DQN: SB3 copies the target network every 10 env steps, which falls between its training
+    phases of 128 gradient steps every 256 env steps, so the target is the online network at the
+    start of every phase: a hard update every 128 gradient steps in dlkit's terms. Plain (not
+    double) Q-learning, 1-step targets, Huber loss and gradient norm 10 are SB3's and dlkit's
+    defaults. PPO: the zoo's rollouts, minibatch, epochs, entropy coefficient, γ, λ and the
+    linear schedules of the learning rate and clip range (dlkit's ``anneal``); the other
+    values (value coefficient 0.5, gradient norm 0.5, normalized advantages, 64-64 networks)
+    are the defaults of both libraries.
+    """
+    zoo = SB3_SETTINGS[algorithm]
+    values = zoo["kwargs"]
+    if algorithm == "dqn":
+        return {
+            "num_envs": zoo["n_envs"],
+            "total_timesteps": zoo["n_timesteps"],
+            "hidden_units": tuple(zoo["policy_kwargs"]["net_arch"]),
+            "kwargs": {
+                "double": False,
+                "n_step": 1,
+                "learning_rate": values["learning_rate"],
+                "batch_size": values["batch_size"],
+                "buffer_size": values["buffer_size"],
+                "learning_starts": values["learning_starts"],
+                "gamma": values["gamma"],
+                "train_frequency": values["train_freq"],
+                "gradient_steps": values["gradient_steps"],
+                "target_update_interval": values["gradient_steps"],
+                "exploration_fraction": values["exploration_fraction"],
+                "exploration_final_epsilon": values["exploration_final_eps"],
+            },
+        }
+    return {
+        "num_envs": zoo["n_envs"],
+        "total_timesteps": zoo["n_timesteps"],
+        "hidden_units": (64, 64),
+        "kwargs": {
+            "n_steps": values["n_steps"],
+            "batch_size": values["batch_size"],
+            "gae_lambda": values["gae_lambda"],
+            "gamma": values["gamma"],
+            "epochs": values["n_epochs"],
+            "entropy_coefficient": values["ent_coef"],
+            "learning_rate": _initial_value(values["learning_rate"]),
+            "clip_epsilon": _initial_value(values["clip_range"]),
+            "anneal": True,
+        },
+    }
+
+
+def dlkit_settings(algorithm: str, tuned: bool = True) -> dict:
+    """dlkit's settings of ``algorithm``: with ``tuned=False`` the zoo's (`zoo_settings`);
+    otherwise PPO's read from the ``ppo_cartpole`` recipe's defaults (imported only in a
+    runner's process, which has chosen its backend) and DQN's from ``DLKIT_SETTINGS``."""
+    if not tuned:
+        return zoo_settings(algorithm)
     if algorithm != "ppo":
         return DLKIT_SETTINGS[algorithm]
     from dlkit.recipes.ppo_cartpole import Config
@@ -213,8 +279,22 @@ class _Judge:
         self.evaluations: list[tuple[int, float]] = []
         self.solved_at: int | None = None
         self.solved_seconds: float | None = None
+        self.solved_cpu_seconds: float | None = None
         self.return_after_solve: float | None = None
+        self.begin()
+
+    def begin(self) -> None:
+        """Starts the clocks: wall time and this process's CPU time (all its threads)."""
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
+
+    def elapsed(self) -> dict:
+        """Wall and CPU seconds since `begin`, and the load average of the machine now."""
+        return {
+            "seconds": round(time.perf_counter() - self.start, 2),
+            "cpu_seconds": round(time.process_time() - self.cpu_start, 2),
+            "load_average": [round(value, 2) for value in os.getloadavg()],
+        }
 
     def step(self, timesteps: int, unchanged_until: int | None = None) -> bool:
         """Call whenever the policy may have changed; returns True when the run should stop.
@@ -237,6 +317,7 @@ class _Judge:
         if mean_return >= SOLVED:
             self.solved_at = grid_point
             self.solved_seconds = time.perf_counter() - self.start
+            self.solved_cpu_seconds = time.process_time() - self.cpu_start
         return False
 
     def result(self) -> dict:
@@ -245,6 +326,9 @@ class _Judge:
             "seconds_to_solve": None
             if self.solved_seconds is None
             else round(self.solved_seconds, 2),
+            "cpu_seconds_to_solve": None
+            if self.solved_cpu_seconds is None
+            else round(self.solved_cpu_seconds, 2),
             "return_after_solve": self.return_after_solve,
             "evaluations": self.evaluations,
         }
@@ -256,7 +340,7 @@ def _eval_env():
     return make_vector_env("CartPole-v1", EVAL_EPISODES)
 
 
-def run_dlkit(algorithm: str, seed: int, interval: int) -> dict:
+def run_dlkit(algorithm: str, seed: int, interval: int, tuned: bool = False) -> dict:
     import keras
 
     from dlkit.rl import DQN, PPO, build_q_network, make_vector_env
@@ -268,7 +352,7 @@ def run_dlkit(algorithm: str, seed: int, interval: int) -> dict:
 
         cache = enable_compilation_cache(cache)  # None on TensorFlow and PyTorch
     keras.utils.set_random_seed(seed)
-    settings = dlkit_settings(algorithm)
+    settings = dlkit_settings(algorithm, tuned)
     env = make_vector_env("CartPole-v1", settings["num_envs"])
     eval_env = _eval_env()
     if algorithm == "ppo":
@@ -301,18 +385,20 @@ def run_dlkit(algorithm: str, seed: int, interval: int) -> dict:
             if judge.step(agent.num_timesteps, agent.num_timesteps + rollout):
                 agent.stop_training = True
 
-    judge.start = time.perf_counter()
+    judge.begin()
     agent.learn(env, settings["total_timesteps"], callbacks=[Judging()], verbose=0)
-    seconds = time.perf_counter() - judge.start
+    elapsed = judge.elapsed()
     return {
-        "runner": f"dlkit-{keras.backend.backend()}",
+        "runner": f"dlkit-{keras.backend.backend()}" + ("-tuned" if tuned else ""),
         "algorithm": algorithm,
         "seed": seed,
+        "settings": "tuned" if tuned else "zoo",
+        "values": settings,
         "compilation_cache": cache,
         "timesteps": agent.num_timesteps,
         "gradient_steps": agent.num_updates,
-        "seconds": round(seconds, 2),
-        "steps_per_second": round(agent.num_timesteps / seconds, 1),
+        **elapsed,
+        "steps_per_second": round(agent.num_timesteps / elapsed["seconds"], 1),
         **judge.result(),
     }
 
@@ -329,7 +415,7 @@ def _sb3_with_dlkit_settings(algorithm: str) -> dict:
     what those values do for SB3, next to what they do for dlkit."""
     if algorithm != "ppo":
         raise ValueError(f"sb3-dlkit-settings runs PPO only. Received: algorithm={algorithm!r}")
-    ours = dlkit_settings("ppo")["kwargs"]
+    ours = dlkit_settings("ppo", tuned=True)["kwargs"]
     settings = {**SB3_SETTINGS["ppo"], "kwargs": dict(SB3_SETTINGS["ppo"]["kwargs"])}
     settings["kwargs"].update(
         gamma=ours["gamma"],
@@ -340,14 +426,12 @@ def _sb3_with_dlkit_settings(algorithm: str) -> dict:
 
 
 def run_sb3(algorithm: str, seed: int, interval: int, with_dlkit_values: bool = False) -> dict:
-    import torch
     from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     from dlkit.rl.agent import evaluate_vector
 
-    torch.set_num_threads(1)
     settings = _sb3_with_dlkit_settings(algorithm) if with_dlkit_values else SB3_SETTINGS[algorithm]
     env = make_vec_env("CartPole-v1", n_envs=settings["n_envs"], seed=seed)
     kwargs = {key: _sb3_schedule(value) for key, value in settings["kwargs"].items()}
@@ -375,16 +459,17 @@ def run_sb3(algorithm: str, seed: int, interval: int, with_dlkit_values: bool = 
         def _on_step(self) -> bool:
             return not judge.step(self.num_timesteps)
 
-    judge.start = time.perf_counter()
+    judge.begin()
     model.learn(settings["n_timesteps"], callback=Judging())
-    seconds = time.perf_counter() - judge.start
+    elapsed = judge.elapsed()
     return {
         "runner": "sb3-dlkit-settings" if with_dlkit_values else "sb3",
         "algorithm": algorithm,
         "seed": seed,
+        "settings": "tuned" if with_dlkit_values else "zoo",
         "timesteps": int(model.num_timesteps),
-        "seconds": round(seconds, 2),
-        "steps_per_second": round(model.num_timesteps / seconds, 1),
+        **elapsed,
+        "steps_per_second": round(model.num_timesteps / elapsed["seconds"], 1),
         **judge.result(),
     }
 
@@ -393,10 +478,6 @@ def run_tf_agents(algorithm: str, seed: int, interval: int) -> dict:
     import gymnasium
     import numpy as np
     import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-
     from tf_agents.agents.dqn import dqn_agent
     from tf_agents.drivers import dynamic_step_driver
     from tf_agents.environments import py_environment, tf_py_environment
@@ -494,7 +575,7 @@ def run_tf_agents(algorithm: str, seed: int, interval: int) -> dict:
 
     # The random initial collection counts towards the budget, the evaluation grid and the wall
     # time, as the peers' learning starts do.
-    judge.start = time.perf_counter()
+    judge.begin()
     random_policy = random_tf_policy.RandomTFPolicy(env.time_step_spec(), env.action_spec())
     dynamic_step_driver.DynamicStepDriver(
         env,
@@ -527,15 +608,16 @@ def run_tf_agents(algorithm: str, seed: int, interval: int) -> dict:
         iterations += 1
         if judge.step(py_env.transitions):
             break
-    seconds = time.perf_counter() - judge.start
+    elapsed = judge.elapsed()
     return {
         "runner": "tf-agents",
         "algorithm": algorithm,
         "seed": seed,
+        "settings": "tutorial",
         "timesteps": py_env.transitions,
         "gradient_steps": iterations,
-        "seconds": round(seconds, 2),
-        "steps_per_second": round(py_env.transitions / seconds, 1),
+        **elapsed,
+        "steps_per_second": round(py_env.transitions / elapsed["seconds"], 1),
         "note": TF_AGENTS_NOTES["reproducibility"],
         **judge.result(),
     }
@@ -555,8 +637,28 @@ def _median(values: list[float | None]) -> float | None:
     return _quartiles(values)[1]
 
 
+# The peer every ratio is taken against, and, for each runner, the SB3 runner with the same
+# settings (equal-settings ratios): the zoo's for dlkit-<backend>, dlkit's PPO values for
+# dlkit-<backend>-tuned (SB3 lacks double Q-learning and n-step targets: no DQN peer).
+PEER = "sb3"
+
+
+def _same_settings_peer(runner: str, algorithm: str) -> str | None:
+    if runner.endswith("-tuned"):
+        return "sb3-dlkit-settings" if algorithm == "ppo" else None
+    return PEER if runner.startswith("dlkit-") else None
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or not reference:
+        return None
+    return round(value / reference, 3)
+
+
 def summarise(runs: list[dict]) -> dict:
-    """Medians per runner and algorithm, and dlkit's ratios to SB3 against the targets.
+    """Medians per runner and algorithm, and every runner's ratios to SB3 with the zoo's
+    settings (wall and CPU time to solve), with the targets checked for dlkit's runners at the
+    zoo's settings (``equal_settings``) and at its tuned ones (``tuned``).
 
     TF-Agents gets medians like every runner; the targets are against SB3 only.
     """
@@ -570,6 +672,7 @@ def summarise(runs: list[dict]) -> dict:
     for algorithm, by_runner in medians.items():
         table = {}
         for runner, entry in by_runner.items():
+            loads = [run["load_average"][0] for run in entry["runs"] if "load_average" in run]
             table[runner] = {
                 "seeds": len(entry["runs"]),
                 "solved": sum(run["solved_at"] is not None for run in entry["runs"]),
@@ -578,42 +681,76 @@ def summarise(runs: list[dict]) -> dict:
                 "median_seconds_to_solve": _median(
                     [run["seconds_to_solve"] for run in entry["runs"]]
                 ),
+                "median_cpu_seconds_to_solve": _median(
+                    [run.get("cpu_seconds_to_solve") for run in entry["runs"]]
+                ),
                 "median_steps_per_second": statistics.median(
                     run["steps_per_second"] for run in entry["runs"]
                 ),
+                "load_average_1min": [min(loads), max(loads)] if loads else None,
             }
-        peer = table.get("sb3")
         ratios = {}
-        if peer and peer["median_seconds_to_solve"]:
-            for runner, row in table.items():
-                if not runner.startswith("dlkit-"):
-                    continue
-                seconds = row["median_seconds_to_solve"]
-                steps = row["median_steps_to_solve"]
-                ratios[runner] = {
-                    "wall_ratio": None
-                    if seconds is None
-                    else round(seconds / peer["median_seconds_to_solve"], 3),
-                    "steps_within_peer_median": steps is not None
-                    and steps <= peer["median_steps_to_solve"],
-                }
-            walls = [row["wall_ratio"] for row in ratios.values() if row["wall_ratio"] is not None]
-            targets = {
-                "steps": bool(ratios)
-                and all(row["steps_within_peer_median"] for row in ratios.values()),
-                "fastest_backend_wall_ratio_le_0.5": bool(walls) and min(walls) <= 0.5,
-                "every_backend_wall_ratio_le_1.0": len(walls) == len(ratios)
-                and bool(walls)
-                and max(walls) <= 1.0,
+        for runner, row in table.items():
+            if runner == PEER or PEER not in table:
+                continue
+            peer = table[PEER]
+            same = _same_settings_peer(runner, algorithm)
+            same_row = table.get(same) if same else None
+            steps = row["median_steps_to_solve"]
+            ratios[runner] = {
+                "wall_ratio": _ratio(
+                    row["median_seconds_to_solve"], peer["median_seconds_to_solve"]
+                ),
+                "cpu_ratio": _ratio(
+                    row["median_cpu_seconds_to_solve"], peer["median_cpu_seconds_to_solve"]
+                ),
+                "steps_within_peer_median": steps is not None
+                and peer["median_steps_to_solve"] is not None
+                and steps <= peer["median_steps_to_solve"],
+                "same_settings_peer": same if same_row else None,
+                "same_settings_wall_ratio": _ratio(
+                    row["median_seconds_to_solve"],
+                    same_row and same_row["median_seconds_to_solve"],
+                ),
+                "same_settings_cpu_ratio": _ratio(
+                    row["median_cpu_seconds_to_solve"],
+                    same_row and same_row["median_cpu_seconds_to_solve"],
+                ),
             }
-        else:
-            targets = {}
-        summary[algorithm] = {"runners": table, "ratios_to_sb3": ratios, "targets_met": targets}
+        targets = {}
+        for group, tuned in (("equal_settings", False), ("tuned", True)):
+            rows = {
+                runner: row
+                for runner, row in ratios.items()
+                if runner.startswith("dlkit-") and runner.endswith("-tuned") == tuned
+            }
+            if not rows:
+                continue
+            walls = [row["wall_ratio"] for row in rows.values() if row["wall_ratio"] is not None]
+            targets[group] = {
+                "steps": all(row["steps_within_peer_median"] for row in rows.values()),
+                "fastest_backend_wall_ratio_le_0.5": bool(walls) and min(walls) <= 0.5,
+                "every_backend_wall_ratio_le_1.0": len(walls) == len(rows) and max(walls) <= 1.0,
+            }
+        summary[algorithm] = {
+            "runners": table,
+            "ratios_to_sb3": ratios,
+            "targets_met": targets,
+        }
     return summary
 
 
+# The library whose threads each runner's process pins (`_common.pin_library_threads`).
+def _runner_library(runner: str) -> str:
+    if runner.startswith("sb3"):
+        return "torch"
+    if runner == "tf-agents":
+        return "tensorflow"
+    return runner.split("-")[1]
+
+
 def _child_environment(runner: str, tf_agents_path: str | None) -> dict:
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
+    environment = {**one_core_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}
     if runner.startswith("sb3"):
         environment["KERAS_BACKEND"] = "torch"
     elif runner == "tf-agents":
@@ -623,7 +760,7 @@ def _child_environment(runner: str, tf_agents_path: str | None) -> dict:
             paths = [tf_agents_path, environment.get("PYTHONPATH", "")]
             environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
     else:
-        environment["KERAS_BACKEND"] = runner.split("-", 1)[1]
+        environment["KERAS_BACKEND"] = _runner_library(runner)
     return environment
 
 
@@ -699,6 +836,7 @@ def main(argv: list[str] | None = None) -> None:
         "writes its programs, later runs (later seeds) load them. Default: no cache, every "
         "run compiles.",
     )
+    add_save_argument(parser)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     algorithms = [name for name in args.algorithms.split(",") if name]
@@ -709,19 +847,41 @@ def main(argv: list[str] | None = None) -> None:
     if args.jax_compilation_cache:
         os.environ[_CACHE_VARIABLE] = os.path.abspath(args.jax_compilation_cache)
     if args.child:
+        # One core, and one thread per library, before any of them is imported.
+        pin_to_one_core()
+        pin_library_threads(_runner_library(args.child))
         run = {
             "sb3": run_sb3,
             "sb3-dlkit-settings": lambda *arguments: run_sb3(*arguments, with_dlkit_values=True),
             "tf-agents": run_tf_agents,
-        }.get(args.child, run_dlkit)
-        print(json.dumps(run(algorithms[0], seeds[0], args.eval_interval)))
+        }.get(
+            args.child,
+            lambda *arguments: run_dlkit(*arguments, tuned=args.child.endswith("-tuned")),
+        )
+        result = run(algorithms[0], seeds[0], args.eval_interval)
+        print(json.dumps({**result, "pinning": pinning()}))
         return
+    recorder = ResultRecorder(
+        "rl_cartpole",
+        [sys.argv[0], *(sys.argv[1:] if argv is None else argv)],
+        {
+            "algorithms": algorithms,
+            "seeds": seeds,
+            "eval_interval": args.eval_interval,
+            "eval_episodes": EVAL_EPISODES,
+            "solved": SOLVED,
+            "sb3": {name: SB3_SETTINGS[name] for name in algorithms},
+            "dlkit_zoo": {name: zoo_settings(name) for name in algorithms},
+            "dlkit_tuned": {name: DLKIT_SETTINGS[name] for name in algorithms if name != "ppo"},
+        },
+    )
     if args.runners is None:
         runners = [
             "sb3",
             "sb3-dlkit-settings",
             "tf-agents",
             *(f"dlkit-{backend}" for backend in BACKENDS),
+            *(f"dlkit-{backend}-tuned" for backend in BACKENDS),
         ]
     else:
         runners = [name for name in args.runners.split(",") if name]
@@ -740,8 +900,8 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "runner": "sb3-dlkit-settings",
                 "algorithm": "dqn",
-                "reason": "dlkit's DQN settings use double Q-learning and n-step targets, "
-                "which SB3's DQN lacks",
+                "reason": "dlkit's tuned DQN settings use double Q-learning and n-step "
+                "targets, which SB3's DQN lacks",
             }
         )
     runs = []
@@ -755,7 +915,10 @@ def main(argv: list[str] | None = None) -> None:
                 run = _run_child(runner, algorithm, seed, args.eval_interval, args.tf_agents_path)
                 print(json.dumps(run), file=sys.stderr, flush=True)
                 runs.append(run)
-    print(json.dumps({"runs": runs, "skipped": skipped, "summary": summarise(runs)}, indent=1))
+    results = {"runs": runs, "skipped": skipped, "summary": summarise(runs)}
+    print(json.dumps(results, indent=1))
+    if args.save is not None:
+        recorder.save(results, args.save or None)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ images) is trained twice on one backend: as a ``dlkit.training.AlternatingModel`
 
 - TensorFlow: ``tf.Variable``s, ``tf.nn`` ops and a hand-written Adam in one ``tf.function``
   step (XLA on or off as Keras's ``fit`` chose it), no Keras;
-- PyTorch: ``torch.nn`` modules and ``torch.optim.Adam``, one thread;
+- PyTorch: ``torch.nn`` modules and ``torch.optim.Adam``;
 - JAX: ``jax.lax`` convolutions and ``optax.adam`` in one ``jax.jit`` step.
 
 Both sides train the same networks with the same losses, optimizers, batch size and data
@@ -50,10 +50,11 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
-from _common import BACKENDS, run_in_subprocess
+from _common import BACKENDS, ResultRecorder, add_save_argument, run_in_subprocess, run_process
 
 # How many times slower than the hand-written loop dlkit may be. Keras on PyTorch runs every
 # layer eagerly through Keras's own ops, which costs about 2× over plain PyTorch.
@@ -488,10 +489,6 @@ def benchmark(
     steps_per_execution: int = 1,
 ) -> dict:
     """Measures one backend in this process; KERAS_BACKEND must already be ``backend``."""
-    if backend == "torch":
-        import torch
-
-        torch.set_num_threads(1)
     import keras
 
     from dlkit.data import digits
@@ -582,6 +579,7 @@ def main(argv: list[str] | None = None) -> None:
         default=3,
         help="Runs of each side, alternating; the fastest epoch counts (default 3).",
     )
+    add_save_argument(parser)
     args = parser.parse_args(argv)
     if args.epochs < 2 or args.batch_size < 1 or args.repeats < 1 or args.steps_per_execution < 1:
         parser.error(
@@ -594,24 +592,33 @@ def main(argv: list[str] | None = None) -> None:
         f"--repeats={args.repeats}",
         f"--steps-per-execution={args.steps_per_execution}",
     ] + (["--jit-compile"] if args.jit_compile else [])
+    settings = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "steps_per_execution": args.steps_per_execution,
+        "jit_compile": args.jit_compile,
+    }
+    recorder = ResultRecorder("training_overhead", sys.argv, settings)
     if args.all:
         results = [run_in_subprocess(__file__, backend, arguments) for backend in BACKENDS]
         print(json.dumps(results, indent=2))
-        return
-    # The backend (and torch's thread count) must be set before keras or torch is imported.
-    os.environ["KERAS_BACKEND"] = args.backend
-    if args.backend == "torch":
-        os.environ["OMP_NUM_THREADS"] = "1"
-    jit_compile = True if args.jit_compile else "auto"
-    result = benchmark(
-        args.backend,
-        args.epochs,
-        args.batch_size,
-        args.repeats,
-        jit_compile=jit_compile,
-        steps_per_execution=args.steps_per_execution,
-    )
-    print(json.dumps(result))
+    else:
+        # One core, and the backend's thread settings, before keras is imported.
+        results = run_process(
+            args.backend,
+            lambda: benchmark(
+                args.backend,
+                args.epochs,
+                args.batch_size,
+                args.repeats,
+                jit_compile=True if args.jit_compile else "auto",
+                steps_per_execution=args.steps_per_execution,
+            ),
+        )
+        print(json.dumps(results))
+    if args.save is not None:
+        recorder.save(results, args.save or None)
 
 
 if __name__ == "__main__":
