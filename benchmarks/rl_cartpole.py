@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -626,10 +625,18 @@ def run_tf_agents(algorithm: str, seed: int, interval: int) -> dict:
 def _quartiles(values: list[float | None]) -> list[float | None]:
     """First quartile, median and third quartile (unsolved runs count as infinite), to show
     how far seeds spread: on CartPole one seed may solve in 10,000 steps and the next in 35,000."""
-    finite = sorted(math.inf if value is None else value for value in values)
-    cuts = finite * 3 if len(finite) < 2 else statistics.quantiles(finite, n=4, method="inclusive")
-    # Between two unsolved runs the interpolation gives nan: infinite as well.
-    return [None if not math.isfinite(value) else value for value in cuts]
+    solved = [value for value in values if value is not None]
+    if not solved:
+        return [None, None, None]
+    # An unsolved run stands for a value above every solved one: a cut that lands on it, or
+    # between it and a solved run, is infinite; a cut between solved runs (or on one) is not.
+    # (math.inf itself would make the interpolation 0 * inf = nan on a solved run.)
+    unsolved = 2 * max(solved) + 1
+    ordered = sorted(unsolved if value is None else value for value in values)
+    cuts = (
+        ordered * 3 if len(ordered) < 2 else statistics.quantiles(ordered, n=4, method="inclusive")
+    )
+    return [None if value > max(solved) else value for value in cuts]
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -686,6 +693,14 @@ def summarise(runs: list[dict]) -> dict:
                 ),
                 "median_steps_per_second": statistics.median(
                     run["steps_per_second"] for run in entry["runs"]
+                ),
+                # Env steps per second of the process's CPU time: the cost of a step, which
+                # other processes on the machine change far less than the wall clock.
+                "median_steps_per_cpu_second": round(
+                    statistics.median(
+                        run["timesteps"] / run["cpu_seconds"] for run in entry["runs"]
+                    ),
+                    1,
                 ),
                 "load_average_1min": [min(loads), max(loads)] if loads else None,
             }
@@ -837,6 +852,12 @@ def main(argv: list[str] | None = None) -> None:
         "run compiles.",
     )
     add_save_argument(parser)
+    parser.add_argument(
+        "--summarise",
+        metavar="FILE",
+        help="Recompute the summary of the runs stored in FILE (a --save result) with this "
+        "script's summarise, rewrite FILE and exit; no run.",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     algorithms = [name for name in args.algorithms.split(",") if name]
@@ -846,6 +867,15 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(seed) for seed in args.seeds.split(",") if seed]
     if args.jax_compilation_cache:
         os.environ[_CACHE_VARIABLE] = os.path.abspath(args.jax_compilation_cache)
+    if args.summarise:
+        with open(args.summarise) as file:
+            record = json.load(file)
+        record["results"]["summary"] = summarise(record["results"]["runs"])
+        record["summary_command"] = f"python benchmarks/rl_cartpole.py --summarise {args.summarise}"
+        with open(args.summarise, "w") as file:
+            json.dump(record, file, indent=1)
+            file.write("\n")
+        return
     if args.child:
         # One core, and one thread per library, before any of them is imported.
         pin_to_one_core()

@@ -1,0 +1,399 @@
+"""The benchmark tables of the docs, generated from the stored results in benchmarks/results/.
+
+Every table of speed figures in benchmarks/README.md, README.md and docs/pages lives between
+``<!-- table:NAME -->`` and ``<!-- /table:NAME -->``; this script rewrites those regions from the
+JSON that the benchmark scripts store with ``--save`` (``TABLES`` maps each NAME to its
+result file and renderer). Each table ends with the line that says which machine, versions,
+date, load and command gave it. ``tests/test_benchmark_tables.py`` fails when a file and the
+stored results disagree.
+
+Usage:
+
+    python benchmarks/tables.py            # rewrite the tables in place
+    python benchmarks/tables.py --check    # exit 1, naming the files, when a table is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+# The files whose marked regions are generated.
+DOCUMENTS = (
+    "benchmarks/README.md",
+    "docs/pages/training.md",
+    "docs/pages/rl/buffers.md",
+)
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+_REGION = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.DOTALL)
+
+
+def load(name: str) -> dict:
+    """The stored record ``benchmarks/results/NAME.json``."""
+    with open(os.path.join(RESULTS, f"{name}.json")) as file:
+        return {**json.load(file), "file": f"benchmarks/results/{name}.json"}
+
+
+def _number(value, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _rate(value: float) -> str:
+    """Transitions per second as 1.05 M, 132 k."""
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    if value >= 1e3:
+        return f"{value / 1e3:.0f} k"
+    return f"{value:.0f}"
+
+
+def _table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def provenance(record: dict) -> str:
+    """The sentence under a table: when, where, with what, under which load, by which command."""
+    machine = record["machine"]
+    versions = record["versions"]
+    installed = ", ".join(
+        f"{name} {version}"
+        for name, version in versions.items()
+        if version and name not in ("python", "jaxlib")
+    )
+    load = record["load_average"]
+    return (
+        f"Measured on {record['date']} on {machine['cores']} CPU cores ({machine['processor']}, "
+        f"no GPU), every measured process pinned to one core with one thread per library; "
+        f"Python {versions['python']}, {installed}. Load average (1 min) "
+        f"{load['before'][0]:.1f} before and {load['after'][0]:.1f} after: other jobs shared the "
+        f"machine and slowed the wall clock far more than the CPU time (CPU figures, where "
+        f"shown, are the steadier ones). Command: "
+        f"`{record['command']}`, stored in `{record['file']}`.\n"
+    )
+
+
+def _per_backend(record: dict) -> list[dict]:
+    results = record["results"]
+    return results if isinstance(results, list) else [results]
+
+
+def training_overhead() -> str:
+    record = load("training_overhead")
+    rows = []
+    for result in _per_backend(record):
+        rows.append(
+            [
+                BACKEND_NAMES[result["backend"]],
+                _number(result["dlkit_steps_per_s"]),
+                _number(result["handwritten_steps_per_s"]),
+                f"{result['overhead_ratio']:.2f}",
+                f"{result['dlkit_cpu_ms_per_step']:.2f} / "
+                f"{result['handwritten_cpu_ms_per_step']:.2f}",
+                f"{result['cpu_overhead_ratio']:.2f}",
+                f"{result['target_ratio']:.2f}",
+                "yes" if result["meets_target"] else "no",
+            ]
+        )
+    table = _table(
+        [
+            "backend",
+            "dlkit steps/s",
+            "hand-written steps/s",
+            "wall ratio",
+            "CPU ms/step dlkit / hand-written",
+            "CPU ratio",
+            "target (wall)",
+            "met",
+        ],
+        ["---", "---:", "---:", "---:", "---:", "---:", "---:", ":---:"],
+        rows,
+    )
+    return table + "\n" + provenance(record)
+
+
+def acting_latency() -> str:
+    record = load("acting_latency")
+    rows = [
+        [
+            BACKEND_NAMES[result["backend"]],
+            _number(result["compiled_us"]),
+            _number(result["compiled_cpu_us"]),
+            _number(result["eager_call_us"]),
+            _number(result["predict_us"], 0),
+            _number(result["target_us"], 0),
+            "yes" if result["meets_target"] else "no",
+        ]
+        for result in _per_backend(record)
+    ]
+    table = _table(
+        [
+            "backend",
+            "`compile_inference` µs",
+            "its CPU µs",
+            "eager `model(x)` µs",
+            "`model.predict` µs",
+            "target µs",
+            "met",
+        ],
+        ["---", "---:", "---:", "---:", "---:", "---:", ":---:"],
+        rows,
+    )
+    return table + "\n" + provenance(record)
+
+
+def _by_backend(record: dict) -> dict[str, dict]:
+    return {result["backend"]: result for result in _per_backend(record)}
+
+
+def _backend_columns(by_backend: dict) -> list[str]:
+    return [backend for backend in BACKEND_NAMES if backend in by_backend]
+
+
+def layers() -> str:
+    record = load("layers")
+    by_backend = _by_backend(record)
+    backends = _backend_columns(by_backend)
+    names = [case["case"] for case in by_backend[backends[0]]["cases"]]
+    rows = []
+    for index, name in enumerate(names):
+        row = [name]
+        for backend in backends:
+            case = by_backend[backend]["cases"][index]
+            row.append(f"{case['dlkit_ms']:.2f} / {case['keras_ms']:.2f} = **{case['ratio']:.2f}**")
+        rows.append(row)
+    header = ["layer (ms per step, dlkit / Keras = ratio)"]
+    header += [BACKEND_NAMES[backend] for backend in backends]
+    table = _table(header, ["---"] + ["---:"] * len(backends), rows)
+    return table + "\n" + provenance(record)
+
+
+def sequences() -> str:
+    record = load("sequences")
+    by_backend = _by_backend(record)
+    backends = _backend_columns(by_backend)
+    rows = []
+    for index, case in enumerate(by_backend[backends[0]]["cases"]):
+        unit = "steps/s" if "train_steps_per_s" in case else "sequences/s"
+        key = "train_steps_per_s" if unit == "steps/s" else "sequences_per_s"
+        row = [f"{case['model']} ({unit})"]
+        row += [_number(by_backend[backend]["cases"][index][key]) for backend in backends]
+        rows.append(row)
+    header = ["model"] + [BACKEND_NAMES[backend] for backend in backends]
+    table = _table(header, ["---"] + ["---:"] * len(backends), rows)
+    return table + "\n" + provenance(record)
+
+
+def generative() -> str:
+    record = load("generative")
+    by_backend = _by_backend(record)
+    backends = _backend_columns(by_backend)
+    first = by_backend[backends[0]]["models"]
+    rows = []
+    for name, entry in first.items():
+        row = [name, str(entry["updates_per_step"])]
+        row += [_number(by_backend[backend]["models"][name]["steps_per_s"]) for backend in backends]
+        rows.append(row)
+    header = ["model", "updates per step"] + [BACKEND_NAMES[backend] for backend in backends]
+    table = _table(header, ["---", "---:"] + ["---:"] * len(backends), rows)
+    return table + "\n" + provenance(record)
+
+
+def buffers() -> str:
+    record = load("buffers")
+    results = record["results"]
+    plain, prioritized, deque = (
+        results["ReplayBuffer"],
+        results["PrioritizedReplayBuffer"],
+        results["deque_reference"],
+    )
+
+    def cell(entry: dict, key: str) -> str:
+        return _rate(entry[key]) if key in entry else "—"
+
+    operations = [
+        ("`add`, one environment per call", "add_one_env_per_s"),
+        ("`add`, 8 environments per call", "add_8_envs_per_s"),
+        ("`sample(64)`", "sample_64_per_s"),
+        ("`update_priorities`, 64 indices", "update_priorities_64_per_s"),
+    ]
+    rows = [
+        [label, cell(plain, key), cell(prioritized, key), cell(deque, key)]
+        for label, key in operations
+    ]
+    table = _table(
+        ["operation (transitions/s)", "`ReplayBuffer`", "`PrioritizedReplayBuffer`", "deque"],
+        ["---", "---:", "---:", "---:"],
+        rows,
+    )
+    return table + "\n" + provenance(record)
+
+
+# The order of the rows of an rl_cartpole table: the peer and dlkit at the zoo's settings (the
+# equal-settings headline), then SB3 and dlkit with dlkit's tuned values.
+_RUNNER_ORDER = [
+    ("sb3", "SB3, zoo settings (the peer)"),
+    *(
+        (f"dlkit-{backend}", f"dlkit {name}, zoo settings")
+        for backend, name in BACKEND_NAMES.items()
+    ),
+    ("sb3-dlkit-settings", "SB3 with dlkit's tuned values"),
+    *(
+        (f"dlkit-{backend}-tuned", f"dlkit {name}, tuned settings")
+        for backend, name in BACKEND_NAMES.items()
+    ),
+    ("tf-agents", "TF-Agents, its tutorial's settings"),
+]
+
+
+def _thousands(value) -> str:
+    return "—" if value is None else f"{value / 1000:g}"
+
+
+def _ratios(wall, cpu) -> str:
+    if wall is None and cpu is None:
+        return ""
+    return f"{_number(wall, 2)} / {_number(cpu, 2)}"
+
+
+def rl_cartpole(algorithm: str) -> str:
+    record = load(f"rl_cartpole_{algorithm}")
+    summary = record["results"]["summary"][algorithm]
+    runs = record["results"]["runs"]
+    rows = []
+    for runner, label in _RUNNER_ORDER:
+        row = summary["runners"].get(runner)
+        if row is None:
+            continue
+        ratios = summary["ratios_to_sb3"].get(runner, {})
+        q1, median, q3 = row["steps_to_solve_quartiles"]
+        per_seed = [
+            _thousands(run["solved_at"])
+            for run in sorted(runs, key=lambda run: run["seed"])
+            if run.get("runner") == runner and run.get("algorithm") == algorithm
+        ]
+        rows.append(
+            [
+                label,
+                f"{row['solved']}/{row['seeds']}",
+                f"{_thousands(q1)} / {_thousands(median)} / {_thousands(q3)}",
+                ", ".join(per_seed),
+                f"{_number(row['median_seconds_to_solve'], 2)} / "
+                f"{_number(row['median_cpu_seconds_to_solve'], 2)}",
+                _ratios(
+                    ratios.get("same_settings_wall_ratio"), ratios.get("same_settings_cpu_ratio")
+                ),
+                _ratios(ratios.get("wall_ratio"), ratios.get("cpu_ratio")),
+                f"{_number(row['median_steps_per_second'], 0)} / "
+                f"{_number(row['median_steps_per_cpu_second'], 0)}",
+            ]
+        )
+    table = _table(
+        [
+            "runner",
+            "solved",
+            "steps to solve, thousands: Q1 / median / Q3",
+            "per seed",
+            "median s to solve: wall / CPU",
+            "ratio to SB3 at equal settings: wall / CPU",
+            "ratio to SB3 at zoo settings: wall / CPU",
+            "median steps per s: wall / CPU",
+        ],
+        ["---", "---:", "---:", "---", "---:", "---:", "---:", "---:"],
+        rows,
+    )
+    seeds = ", ".join(str(seed) for seed in record["settings"]["seeds"])
+    return (
+        table
+        + "\n"
+        + _targets(summary["targets_met"])
+        + f"\n\nSeeds {seeds}. "
+        + provenance(record)
+    )
+
+
+_TARGET_NAMES = {
+    "steps": "no more env steps than SB3's median",
+    "fastest_backend_wall_ratio_le_0.5": "≤ 0.5× SB3's wall-clock on the fastest backend",
+    "every_backend_wall_ratio_le_1.0": "≤ 1.0× on every backend",
+}
+
+
+def _targets(targets: dict) -> str:
+    """The targets against SB3 at the zoo's settings, met or not, per group of rows."""
+    groups = {"equal_settings": "At equal settings", "tuned": "With dlkit's tuned settings"}
+    sentences = []
+    for group, label in groups.items():
+        if group in targets:
+            parts = [
+                f"{_TARGET_NAMES[name]}: {'met' if met else 'not met'}"
+                for name, met in targets[group].items()
+            ]
+            sentences.append(f"{label}: " + "; ".join(parts) + ".")
+    return " ".join(sentences)
+
+
+TABLES = {
+    "training_overhead": training_overhead,
+    "acting_latency": acting_latency,
+    "layers": layers,
+    "sequences": sequences,
+    "generative": generative,
+    "buffers": buffers,
+    "rl_cartpole_dqn": lambda: rl_cartpole("dqn"),
+    "rl_cartpole_ppo": lambda: rl_cartpole("ppo"),
+}
+
+
+def render(text: str) -> str:
+    """``text`` with every marked region replaced by its table, generated now."""
+
+    def replace(match: re.Match) -> str:
+        name = match.group(2)
+        if name not in TABLES:
+            raise ValueError(f"Expected a table name from {sorted(TABLES)}. Received: {name!r}")
+        return match.group(1) + "\n" + TABLES[name]() + "\n" + match.group(4)
+
+    return _REGION.sub(replace, text)
+
+
+def stale_documents() -> list[str]:
+    """The documents whose tables differ from those generated from the stored results."""
+    stale = []
+    for document in DOCUMENTS:
+        with open(os.path.join(ROOT, document)) as file:
+            text = file.read()
+        if render(text) != text:
+            stale.append(document)
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="Only report stale files.")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_documents()
+        for document in stale:
+            print(f"{document}: tables differ from benchmarks/results; run benchmarks/tables.py")
+        return 1 if stale else 0
+    for document in DOCUMENTS:
+        path = os.path.join(ROOT, document)
+        with open(path) as file:
+            text = file.read()
+        rendered = render(text)
+        if rendered != text:
+            with open(path, "w") as file:
+                file.write(rendered)
+            print(f"rewrote {document}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
