@@ -148,61 +148,55 @@ def acting_latency() -> str:
     return table + "\n" + provenance(record)
 
 
-def _by_backend(record: dict) -> dict[str, dict]:
-    return {result["backend"]: result for result in _per_backend(record)}
-
-
-def _backend_columns(by_backend: dict) -> list[str]:
-    return [backend for backend in BACKEND_NAMES if backend in by_backend]
+def _backend_table(name: str, leading: list[str], align: list[str], make_rows) -> str:
+    """A table with one column per backend: ``leading`` columns, then ``make_rows(by_backend,
+    backends)``'s cells, from the stored result ``name``."""
+    record = load(name)
+    by_backend = {result["backend"]: result for result in _per_backend(record)}
+    backends = [backend for backend in BACKEND_NAMES if backend in by_backend]
+    header = leading + [BACKEND_NAMES[backend] for backend in backends]
+    table = _table(header, align + ["---:"] * len(backends), make_rows(by_backend, backends))
+    return table + "\n" + provenance(record)
 
 
 def layers() -> str:
-    record = load("layers")
-    by_backend = _by_backend(record)
-    backends = _backend_columns(by_backend)
-    names = [case["case"] for case in by_backend[backends[0]]["cases"]]
-    rows = []
-    for index, name in enumerate(names):
-        row = [name]
-        for backend in backends:
-            case = by_backend[backend]["cases"][index]
-            row.append(f"{case['dlkit_ms']:.2f} / {case['keras_ms']:.2f} = **{case['ratio']:.2f}**")
-        rows.append(row)
-    header = ["layer (ms per step, dlkit / Keras = ratio)"]
-    header += [BACKEND_NAMES[backend] for backend in backends]
-    table = _table(header, ["---"] + ["---:"] * len(backends), rows)
-    return table + "\n" + provenance(record)
+    def rows(by_backend, backends):
+        cases = zip(*(by_backend[backend]["cases"] for backend in backends))
+        return [
+            [same[0]["case"]]
+            + [
+                f"{case['dlkit_ms']:.2f} / {case['keras_ms']:.2f} = **{case['ratio']:.2f}**"
+                for case in same
+            ]
+            for same in cases
+        ]
+
+    return _backend_table("layers", ["layer (ms per step, dlkit / Keras = ratio)"], ["---"], rows)
 
 
 def sequences() -> str:
-    record = load("sequences")
-    by_backend = _by_backend(record)
-    backends = _backend_columns(by_backend)
-    rows = []
-    for index, case in enumerate(by_backend[backends[0]]["cases"]):
-        unit = "steps/s" if "train_steps_per_s" in case else "sequences/s"
-        key = "train_steps_per_s" if unit == "steps/s" else "sequences_per_s"
-        row = [f"{case['model']} ({unit})"]
-        row += [_number(by_backend[backend]["cases"][index][key]) for backend in backends]
-        rows.append(row)
-    header = ["model"] + [BACKEND_NAMES[backend] for backend in backends]
-    table = _table(header, ["---"] + ["---:"] * len(backends), rows)
-    return table + "\n" + provenance(record)
+    def rows(by_backend, backends):
+        cases = zip(*(by_backend[backend]["cases"] for backend in backends))
+        table = []
+        for same in cases:
+            key = "train_steps_per_s" if "train_steps_per_s" in same[0] else "sequences_per_s"
+            unit = "steps/s" if key == "train_steps_per_s" else "sequences/s"
+            table.append([f"{same[0]['model']} ({unit})"] + [_number(case[key]) for case in same])
+        return table
+
+    return _backend_table("sequences", ["model"], ["---"], rows)
 
 
 def generative() -> str:
-    record = load("generative")
-    by_backend = _by_backend(record)
-    backends = _backend_columns(by_backend)
-    first = by_backend[backends[0]]["models"]
-    rows = []
-    for name, entry in first.items():
-        row = [name, str(entry["updates_per_step"])]
-        row += [_number(by_backend[backend]["models"][name]["steps_per_s"]) for backend in backends]
-        rows.append(row)
-    header = ["model", "updates per step"] + [BACKEND_NAMES[backend] for backend in backends]
-    table = _table(header, ["---", "---:"] + ["---:"] * len(backends), rows)
-    return table + "\n" + provenance(record)
+    def rows(by_backend, backends):
+        first = by_backend[backends[0]]["models"]
+        return [
+            [name, str(entry["updates_per_step"])]
+            + [_number(by_backend[backend]["models"][name]["steps_per_s"]) for backend in backends]
+            for name, entry in first.items()
+        ]
+
+    return _backend_table("generative", ["model", "updates per step"], ["---", "---:"], rows)
 
 
 def buffers() -> str:
