@@ -165,13 +165,16 @@ def layers() -> str:
         return [
             [same[0]["case"]]
             + [
-                f"{case['dlkit_ms']:.2f} / {case['keras_ms']:.2f} = **{case['ratio']:.2f}**"
+                f"{case['dlkit_ms']:.2f} / {case['keras_ms']:.2f} = **{case['ratio']:.2f}** "
+                f"(CPU {case['cpu_ratio']:.2f})"
                 for case in same
             ]
             for same in cases
         ]
 
-    return _backend_table("layers", ["layer (ms per step, dlkit / Keras = ratio)"], ["---"], rows)
+    return _backend_table(
+        "layers", ["layer (wall ms per step, dlkit / Keras = ratio; CPU-time ratio)"], ["---"], rows
+    )
 
 
 def sequences() -> str:
