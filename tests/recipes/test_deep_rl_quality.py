@@ -25,7 +25,7 @@ VARIANT_BACKENDS = {
     "plain": "jax",
     "double": "tensorflow",
     "n_step": "torch",
-    "prioritized": "tensorflow",
+    "prioritized": "jax",
     "dueling": "torch",
     "noisy": "jax",
     "c51": "torch",
