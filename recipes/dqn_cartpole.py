@@ -12,9 +12,18 @@ steps every 256 environment steps) with a smaller network, and double 3-step tar
 default (`--double false --n_step 1` for the plain DQN of the notes): with them, dlkit's DQN
 solves CartPole in fewer steps than Stable-Baselines3's DQN with the zoo settings, on every
 backend (the medians over 10 seeds: the DQN table of ``rl_cartpole.py`` in
-benchmarks/README.md). The greedy policy's evaluations swing widely (between about 30 and 500
-within one run), so by default the run ends at the first evaluation that solves the task
+benchmarks/README.md). The greedy policy's evaluations swing widely within one run (see
+``evaluations.png``), so by default the run ends at the first evaluation that solves the task
 (``stop_at_solved``).
+
+``--variant NAME`` switches on one option of DQN with the settings it needs to solve CartPole
+(`VARIANTS` holds them; a flag given with a value other than its default wins over the
+variant's): ``plain`` is the one-step DQN of the notes with the zoo's 256-256 network,
+``double`` the same with double Q-learning targets, ``n_step`` the default without double
+Q-learning, and ``prioritized``, ``dueling``, ``noisy`` (on a longer run) and ``c51`` add
+their option to the default. tests/recipes/test_deep_rl_quality.py holds each variant (on one
+backend each) and the default (on every backend) to solving CartPole within its
+``total_timesteps``.
 
 Artefacts in ``output_dir``: ``agent.keras`` (the whole agent: ``keras.saving.load_model``),
 ``returns.png`` (training returns and their moving average), ``evaluations.png`` (evaluation
@@ -23,17 +32,30 @@ SavedModel or ONNX file, checked against the agent) and ``metrics.json``. A run 
 ``checkpoint.npz`` (replay buffer included) every ``checkpoint_interval`` steps and at the end;
 the next run continues from it up to ``total_timesteps`` in all.
 
-Run: ``dlkit run dqn_cartpole --double true --dueling true`` or
+Run: ``dlkit run dqn_cartpole --variant noisy``, ``dlkit run dqn_cartpole --dueling true`` or
 ``python recipes/dqn_cartpole.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from dlkit.recipes._deep_rl import RunConfig, run
 from dlkit.rl import DQN, DQNConfig, build_q_network
-from dlkit.validation import check_int
+from dlkit.validation import check_choice, check_int
+
+# The fields each `--variant` sets: one option of DQN with the settings it needs to solve
+# CartPole-v1 within its `total_timesteps` (measured by tests/recipes/test_deep_rl_quality.py).
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "plain": {"double": False, "n_step": 1, "hidden_units": (256, 256)},
+    "double": {"n_step": 1, "hidden_units": (256, 256)},
+    "n_step": {"double": False},
+    "prioritized": {"prioritized": True},
+    "dueling": {"dueling": True},
+    "noisy": {"noisy": True, "total_timesteps": 100_000},
+    "c51": {"c51": True},
+}
 
 
 @dataclass
@@ -51,6 +73,9 @@ class Config(RunConfig, DQNConfig):
     double: bool = True
     n_step: int = 3
     output_dir: str = "runs/dqn_cartpole"
+    variant: str = "default"
+    """Named settings of one option of DQN (`VARIANTS`): default, plain, double, n_step,
+    prioritized, dueling, noisy or c51; they replace the fields left at their defaults."""
     dueling: bool = False
     """Dueling head: Q = V + A − mean A (not with c51)."""
     noisy: bool = False
@@ -65,6 +90,11 @@ class Config(RunConfig, DQNConfig):
     """Highest atom of the C51 distribution."""
 
     def __post_init__(self) -> None:
+        self.variant = check_choice("variant", self.variant, VARIANTS)
+        defaults = {field.name: field.default for field in fields(self)}
+        for name, value in VARIANTS[self.variant].items():
+            if getattr(self, name) == defaults[name]:
+                setattr(self, name, value)
         super().__post_init__()
         self.num_atoms = check_int("num_atoms", self.num_atoms)
         if self.dueling and self.c51:

@@ -1,15 +1,16 @@
 """Swing a pendulum up and hold it with PPO's Gaussian policy over a continuous torque.
 
 The pendulum starts at a random angle and speed; the agent applies a torque in [−2, 2] and pays
-for the angle away from upright, the angular velocity and the torque, every one of 200 steps:
-a random policy scores about −1,200, a good one about −150 to −200 (Pendulum-v1 has no
-registered solve threshold). The actor outputs the mean of a Gaussian whose state-independent
-log standard deviation is learned; the sampled torque is clipped to the box, the deterministic
-policy is the clipped mean. PPO [notes §9.2.3] follows the Pendulum settings of
-rl-baselines3-zoo (γ = 0.9, GAE λ = 0.95, 10 epochs, learning rate 1e-3) without their
-state-dependent exploration, with shorter rollouts (4 copies × 256 steps) and annealing: with
-a constant step size the evaluations keep swinging between about −160 and −600, annealed they
-settle near −160 after about 40,000 steps.
+for the angle away from upright, the angular velocity and the torque, every one of 200 steps
+(Pendulum-v1 has no registered solve threshold). The actor outputs the mean of a Gaussian whose
+state-independent log standard deviation is learned; the sampled torque is clipped to the box,
+the deterministic policy is the clipped mean. PPO [notes §9.2.3] follows the Pendulum settings
+of rl-baselines3-zoo (γ = 0.9, GAE λ = 0.95, 10 epochs, learning rate 1e-3) without their
+state-dependent exploration, with shorter rollouts (4 copies × 256 steps) and annealing. One
+policy's return depends much on where an episode starts (a pendulum hanging still must first be
+swung up), so the evaluations average 50 episodes, every 20,000 steps.
+tests/recipes/test_deep_rl_quality.py holds the final evaluation of the default run to
+``PENDULUM_BAR`` on every backend (the figures: docs/pages/recipes.md).
 
 Artefacts in ``output_dir``: ``agent.keras`` (the whole agent: ``keras.saving.load_model``),
 ``returns.png`` (training returns and their moving average), ``evaluations.png`` (evaluation
@@ -39,6 +40,8 @@ class Config(ppo_cartpole.Config):
     epochs: int = 10
     learning_rate: float = 1e-3
     gamma: float = 0.9
+    eval_interval: int = 20_000
+    eval_episodes: int = 50
     output_dir: str = "runs/ppo_pendulum"
 
 

@@ -4,7 +4,10 @@ Each update waits for ``episodes_per_update`` complete episodes, computes every 
 discounted return G_t to the end of its episode and takes one Adam step on
 −(G_t − V(s_t)) log π(a_t | s_t), with the critic V as the variance-reducing baseline, plus the
 critic's squared error [notes §9.2.1, eq. 9.22]. The returns are unbiased but noisy, and an update
-needs whole episodes: the longer the episodes get, the fewer updates per step.
+needs whole episodes: the longer the episodes get, the fewer updates per step. By default the
+run ends at the first evaluation that solves the task (``stop_at_solved``);
+tests/recipes/test_deep_rl_quality.py holds the default run to solving CartPole within
+``total_timesteps`` on every backend.
 
 Artefacts in ``output_dir``: ``agent.keras`` (the whole agent: ``keras.saving.load_model``),
 ``returns.png`` (training returns and their moving average), ``evaluations.png`` (evaluation

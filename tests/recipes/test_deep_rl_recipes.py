@@ -15,7 +15,7 @@ from dlkit.recipes import (
     ppo_pendulum,
     reinforce_cartpole,
 )
-from dlkit.rl import DQN, PPO
+from dlkit.rl import DQN, PPO, make_vector_env
 
 # Tiny settings per recipe: every iteration ends on a multiple of 50 steps where it can, so that
 # the runs stop exactly at 200 and 400 steps.
@@ -81,12 +81,10 @@ def test_tiny_run_writes_every_artefact_and_a_second_run_resumes(name, tmp_path)
     assert isinstance(metrics["train_seconds"], float) and metrics["train_seconds"] > 0
     assert metrics["steps_per_second"] > 0 and metrics["episodes"] >= 1
     assert metrics["config"]["total_timesteps"] == 200
-    if name == "ppo_pendulum":  # no registered threshold; a random torque costs about -1,200
+    if name == "ppo_pendulum":  # no registered threshold
         assert metrics["solve_threshold"] is None and metrics["solved_at_timesteps"] is None
-        assert -2_000 < metrics["eval_mean_return"] < 0
     else:
         assert metrics["solve_threshold"] == 475.0
-        assert 1 <= metrics["eval_mean_return"] <= 500
     first_evaluations = [t for t, _ in metrics["evaluations"]]
     assert first_evaluations and first_evaluations[-1] <= 200
 
@@ -100,6 +98,11 @@ def test_tiny_run_writes_every_artefact_and_a_second_run_resumes(name, tmp_path)
     assert _deep_rl.checkpoint_counters(tmp_path / "checkpoint.npz")["num_timesteps"] == 400
 
     agent = keras.saving.load_model(tmp_path / "agent.keras")
+    # The reported final evaluation is the saved agent's: the same episodes give the same mean.
+    config = tiny_config(name, tmp_path, total_timesteps=400)
+    eval_env = make_vector_env(config.env_id, config.eval_episodes)
+    replayed = agent.evaluate(eval_env, config.eval_episodes, seed=config.seed)
+    assert replayed == pytest.approx(second["eval_mean_return"], rel=1e-5)
     observations = np.random.default_rng(0).uniform(
         -0.5, 0.5, (8, 3 if name == "ppo_pendulum" else 4)
     )
@@ -191,6 +194,18 @@ def test_exported_pendulum_policy_acts_as_the_agent(tmp_path):
     assert verify(tmp_path / "policy_export", observations, expected, atol=1e-4) <= 1e-4
 
 
+def test_a_dqn_variant_sets_the_fields_left_at_their_defaults():
+    plain = dqn_cartpole.Config(variant="plain")
+    assert (plain.double, plain.n_step, plain.hidden_units) == (False, 1, (256, 256))
+    assert dqn_cartpole.Config(variant="noisy").total_timesteps == 100_000
+    # A field given another value than its default wins over the variant's.
+    config = parse_overrides(dqn_cartpole.Config, ["--variant", "plain", "--n_step", "5"])
+    assert (config.double, config.n_step, config.variant) == (False, 5, "plain")
+    for name, fields in dqn_cartpole.VARIANTS.items():
+        config = dqn_cartpole.Config(variant=name)
+        assert {field: getattr(config, field) for field in fields} == fields
+
+
 def test_overrides_from_the_command_line_fill_the_config():
     config = parse_overrides(
         dqn_cartpole.Config, ["--hidden_units", "32,32", "--c51", "true", "--export", "onnx"]
@@ -212,6 +227,7 @@ def test_overrides_from_the_command_line_fill_the_config():
         (dqn_cartpole, "loss", "l1"),
         (dqn_cartpole, "exploration_final_epsilon", -0.1),
         (dqn_cartpole, "eval_episodes", 0),
+        (dqn_cartpole, "variant", "rainbow"),
     ],
 )
 def test_bad_config_values_are_rejected(module, field, value):
