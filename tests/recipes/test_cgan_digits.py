@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
+from dlkit.data import mnist_sample
 from dlkit.models.gan import CONDITIONING_MODES
 from dlkit.recipes import cgan_digits
-from dlkit.vision.judge import REQUESTED_CLASS_THRESHOLD
+from dlkit.vision.judge import REQUESTED_CLASS_THRESHOLD, digit_judge, requested_class_accuracy
 
 GATE_KEYS = ("requested_class_accuracy", "requested_class_accuracy_per_class", "meets_80_percent")
 
@@ -125,3 +126,6 @@ def test_the_mnist_sample_settings_draw_the_requested_digit_at_28x28(tmp_path):
     assert gate_run(tmp_path, **cgan_digits.MNIST_SAMPLE_SETTINGS) >= REQUESTED_CLASS_THRESHOLD
     generator = keras.saving.load_model(tmp_path / "generator.keras")
     assert tuple(generator.output_shape) == (None, 28, 28, 1)
+    # The 28×28 judge, trained on the real MNIST sample, labels its held-out digits well.
+    images, labels = mnist_sample("test")
+    assert requested_class_accuracy(digit_judge("mnist_sample"), images, labels)[0] >= 0.95
