@@ -149,7 +149,9 @@ def class_shares(
     `COVERAGE_THRESHOLD`.
 
     Args:
-        judge, images, value_range: as in `judge_classes`.
+        judge: the classifier, as in `judge_classes`.
+        images: (N, H, W, C) images of the judge's input shape.
+        value_range: `(low, high)` of the images' pixels. Defaults to (0.0, 1.0).
 
     Returns:
         float64 shares (K,) summing to 1, K the judge's number of classes.
@@ -215,8 +217,10 @@ def requested_class_accuracy(
     """The share of conditional samples that the judge puts in their requested class.
 
     Args:
-        judge, images, value_range: as in `judge_classes`.
+        judge: the classifier, as in `judge_classes`.
+        images: (N, H, W, C) images of the judge's input shape.
         labels: int (N,) the class each image was requested as.
+        value_range: `(low, high)` of the images' pixels. Defaults to (0.0, 1.0).
 
     Returns:
         `(overall, per_class)`: the share over all images, and per class (K,) (NaN for a class
