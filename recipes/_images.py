@@ -1,39 +1,47 @@
-"""Images for the recipes that train on them: datasets by name, and a digits judge.
+"""Images for the recipes that train on them: datasets by name, and the judge's metrics.
 
 ``ImageRunConfig`` holds the run settings that the image recipes' ``Config`` classes share;
 ``start_image_run`` starts a run on the images of such a ``Config``. ``load_images`` returns the
-embedded 8×8 digits as NumPy arrays (the default, offline) or a
-tensorflow-datasets image dataset (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``) as
-batched ``tf.data`` pipelines, in one shape that ``fit`` accepts either way. The generative
-recipes also take their optimizers and their conditional sample grids from here.
+embedded 8×8 digits (the default) or the 28×28 MNIST sample (``mnist_sample``) as NumPy arrays,
+both offline, or a tensorflow-datasets image dataset (``mnist``, ``fashion_mnist``, ``cifar10``,
+``cifar100``) as batched ``tf.data`` pipelines, in one shape that ``fit`` accepts either way.
+The generative recipes also take their optimizers and their conditional sample grids from here.
 
-The judge is the ``classifier_digits`` CNN trained on the real digits: it labels generated
-images, which measures class coverage of an unconditional generator and the share of
-conditional samples drawn in the requested class [notes ch. 6].
+On the two offline digit sets, the independent judge of ``dlkit.vision.judge`` (a CNN trained
+on the real digits) labels generated images: the class coverage of an unconditional generator
+and the share of conditional samples drawn in the requested class [notes ch. 6].
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from dlkit.data import DATASETS, DIGITS_SHAPE, NUM_DIGIT_CLASSES, digits, load
+from dlkit.data import DATASETS, DIGITS_SHAPE, MNIST_SHAPE, NUM_DIGIT_CLASSES, digits, load
+from dlkit.data import mnist_sample as mnist_sample_images
 from dlkit.plotting import plot_image_grid
 from dlkit.recipes._recipe import check_config, start_run
 from dlkit.validation import check_choice
+from dlkit.vision.judge import (
+    COVERAGE_THRESHOLD,
+    JUDGE_DATASETS,
+    REQUESTED_CLASS_THRESHOLD,
+    class_shares,
+    digit_judge,
+    requested_class_accuracy,
+    sample_per_class,
+)
 
-# The image datasets a generative recipe accepts by its `dataset` field.
-DATASET_CHOICES = ("digits", *(name for name in DATASETS if "/" not in name))
-# Epochs of the judge's training on the embedded digits (test accuracy about 0.97).
-_JUDGE_EPOCHS = 8
+# The offline digit sets, held in memory as NumPy arrays: loader and image shape.
+_IN_MEMORY = {"digits": (digits, DIGITS_SHAPE), "mnist_sample": (mnist_sample_images, MNIST_SHAPE)}
+# The image datasets an image recipe accepts by its `dataset` field.
+DATASET_CHOICES = (*_IN_MEMORY, *(name for name in DATASETS if "/" not in name))
 # Conditional samples: 10 per class in the grid, 100 per class (1,000) for the quality gate.
 GRID_SAMPLES_PER_CLASS = 10
 GATE_SAMPLES_PER_CLASS = 100
-GATE_THRESHOLD = 0.8
 
 
 def check_dataset(dataset: str) -> None:
@@ -67,7 +75,8 @@ class ImageRunConfig:
     seed: int = 0
     """Seed of weights, shuffling and noise."""
     dataset: str = "digits"
-    """Training images: digits (embedded) or mnist, fashion_mnist, cifar10, cifar100 (tfds)."""
+    """Training images: digits (8×8) or mnist_sample (28×28), both offline, or mnist,
+    fashion_mnist, cifar10, cifar100 (tensorflow-datasets)."""
     data_dir: str = ""
     """tensorflow-datasets data directory (empty: TFDS_DATA_DIR or ~/tensorflow_datasets)."""
     export: str = "saved_model"
@@ -90,8 +99,9 @@ class ImageRunConfig:
 class Images:
     """Training and test images of one dataset, with the shapes a model needs.
 
-    ``train`` and ``test`` are ``(images, labels)`` NumPy arrays for the digits, or batched
-    ``tf.data`` datasets of ``(images, labels)`` for a tensorflow-datasets dataset.
+    ``train`` and ``test`` are ``(images, labels)`` NumPy arrays for the offline digit sets
+    (``digits``, ``mnist_sample``), or batched ``tf.data`` datasets of ``(images, labels)`` for a
+    tensorflow-datasets dataset.
     """
 
     name: str
@@ -103,7 +113,14 @@ class Images:
 
     @property
     def is_embedded(self) -> bool:
-        return self.name == "digits"
+        """Whether the images are in memory as NumPy arrays (an offline digit set)."""
+        return self.name in _IN_MEMORY
+
+    @property
+    def judge(self):
+        """The independent judge of images like these (`digit_judge`), or None where there is
+        none (the tensorflow-datasets sets)."""
+        return digit_judge(self.name) if self.name in JUDGE_DATASETS else None
 
     def fit_arguments(self, split: str = "train", labels: bool = True) -> dict:
         """Keyword arguments of ``fit`` (split "train") or ``evaluate`` (split "test") feeding
@@ -142,14 +159,15 @@ def load_images(
     seed: int,
     data_dir: str | None = None,
 ) -> Images:
-    """The train and test images of `dataset` ("digits" or a tensorflow-datasets name)."""
+    """The train and test images of `dataset` (one of ``DATASET_CHOICES``)."""
     check_dataset(dataset)
-    if dataset == "digits":
+    if dataset in _IN_MEMORY:
+        loader, image_shape = _IN_MEMORY[dataset]
         return Images(
             name=dataset,
-            train=digits("train", value_range=value_range, seed=seed),
-            test=digits("test", value_range=value_range, seed=seed),
-            image_shape=DIGITS_SHAPE,
+            train=loader("train", value_range=value_range, seed=seed),
+            test=loader("test", value_range=value_range, seed=seed),
+            image_shape=image_shape,
             num_classes=NUM_DIGIT_CLASSES,
             batch_size=batch_size,
         )
@@ -175,61 +193,17 @@ def start_image_run(config, value_range: tuple[float, float]) -> tuple[Path, Ima
     return output_dir, images
 
 
-@functools.lru_cache(maxsize=4)
-def digits_judge(seed: int = 0):
-    """The ``classifier_digits`` CNN trained on the real digits, cached per seed."""
-    from dlkit.recipes import classifier_digits
-
-    classifier = classifier_digits.build_model(classifier_digits.Config(seed=seed))
-    images, labels = digits("train", seed=seed)
-    classifier.fit(images, labels, batch_size=32, epochs=_JUDGE_EPOCHS, verbose=0)
-    return classifier
-
-
-def judge_digits(images: np.ndarray, value_range: tuple[float, float], seed: int = 0) -> np.ndarray:
-    """The judge's class (N,) for each 8×8×1 image (N, 8, 8, 1) with pixels in `value_range`."""
-    images = np.asarray(images, dtype="float32")
-    if images.shape[1:] != DIGITS_SHAPE:
-        raise ValueError(
-            f"Expected digit images of shape (N, 8, 8, 1). Received: images.shape={images.shape}"
-        )
-    low, high = value_range
-    unit_images = (images - low) / (high - low)  # the judge reads pixels in [0, 1]
-    probabilities = digits_judge(seed).predict(unit_images, verbose=0)
-    return np.argmax(probabilities, axis=-1)
-
-
-def class_shares(images: np.ndarray, value_range: tuple[float, float], seed: int = 0) -> np.ndarray:
-    """Share (10,) of `images` that the judge assigns to each digit class."""
-    predictions = judge_digits(images, value_range, seed)
-    return np.bincount(predictions, minlength=NUM_DIGIT_CLASSES) / len(predictions)
-
-
-def class_coverage(
-    generated: np.ndarray, images: Images, value_range, seed: int, name: str = "class_shares"
-) -> dict:
-    """On the digits, the judge's share of the `generated` images per class (under `name`) and
-    the number of classes holding at least 2 % of them; on other datasets, nothing."""
-    if not images.is_embedded:
+def class_coverage(generated: np.ndarray, images: Images, value_range, name: str = "class_shares"):
+    """On an offline digit set, the judge's share of the `generated` images per class (under
+    `name`) and the number of classes holding at least ``COVERAGE_THRESHOLD`` of them; on
+    other datasets, nothing."""
+    if images.judge is None:
         return {}
-    shares = class_shares(generated, value_range, seed)
+    shares = class_shares(images.judge, generated, value_range)
     return {
         name: [round(float(share), 3) for share in shares],
-        "classes_with_at_least_2_percent": int(np.sum(shares >= 0.02)),
+        "classes_with_at_least_2_percent": int(np.sum(shares >= COVERAGE_THRESHOLD)),
     }
-
-
-def requested_class_accuracy(
-    images: np.ndarray, labels: np.ndarray, value_range: tuple[float, float], seed: int = 0
-) -> tuple[float, np.ndarray]:
-    """Share of conditional samples the judge puts in their requested class, overall and per
-    class (10,)."""
-    labels = np.asarray(labels).reshape(-1)
-    hits = judge_digits(images, value_range, seed) == labels
-    per_class = np.array(
-        [hits[labels == label].mean() if np.any(labels == label) else np.nan for label in range(10)]
-    )
-    return float(hits.mean()), per_class
 
 
 def adversarial_optimizers(model, learning_rate: float) -> dict:
@@ -241,21 +215,21 @@ def adversarial_optimizers(model, learning_rate: float) -> dict:
     }
 
 
-def conditional_samples(sample, num_classes: int, path, value_range, images: Images, seed: int):
-    """Draws a grid of `sample(labels)` with one row per class to `path` and, on the digits,
-    returns the quality gate: the judge's requested-class accuracy over 1,000 samples."""
+def conditional_samples(sample, num_classes: int, path, value_range, images: Images):
+    """Draws a grid of `sample(labels)` with one row per class to `path` and, on an offline
+    digit set, returns the quality gate: the judge's requested-class accuracy over 1,000
+    samples, 100 per class."""
     import keras
 
     grid_labels = np.repeat(np.arange(num_classes), GRID_SAMPLES_PER_CLASS)  # 0,…,0, 1,…,1, …
     grid = keras.ops.convert_to_numpy(sample(grid_labels))
     plot_image_grid(grid, path, num_columns=GRID_SAMPLES_PER_CLASS, value_range=value_range)
-    if not images.is_embedded:
+    if images.judge is None:
         return {}
-    gate_labels = np.repeat(np.arange(num_classes), GATE_SAMPLES_PER_CLASS)
-    samples = keras.ops.convert_to_numpy(sample(gate_labels))
-    overall, per_class = requested_class_accuracy(samples, gate_labels, value_range, seed)
+    samples, labels = sample_per_class(sample, images.judge, value_range, GATE_SAMPLES_PER_CLASS)
+    overall, per_class = requested_class_accuracy(images.judge, samples, labels, value_range)
     return {
         "requested_class_accuracy": round(overall, 4),
         "requested_class_accuracy_per_class": [round(float(a), 3) for a in per_class],
-        "meets_80_percent": overall >= GATE_THRESHOLD,
+        "meets_80_percent": overall >= REQUESTED_CLASS_THRESHOLD,
     }

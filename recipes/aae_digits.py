@@ -9,8 +9,9 @@ to 0 over the run, which lets the adversarial game settle. With a 2-D code the r
 codes of the test digits coloured by class, and a grid of decoded codes.
 
 ``--prior uniform`` or ``--prior mixture`` (10 Gaussians on a circle) changes the target
-distribution; ``--dataset mnist`` (or another tensorflow-datasets image dataset) trains the
-same networks, sized to those images, instead of the embedded digits.
+distribution; ``--dataset mnist_sample`` (5,000 real
+28×28 MNIST digits, offline) or a tensorflow-datasets image dataset (``--dataset mnist``, ...)
+trains the same networks, sized to those images, instead of the embedded digits.
 
 Artefacts in ``output_dir``: ``model.keras``, ``samples.png`` (decoded prior draws),
 ``latent.png`` and ``manifold.png`` (2-D code only), ``history.png``, ``metrics.json`` (test

@@ -6,8 +6,9 @@ updates of the discriminator, then one of the generator, with the non-saturating
 [notes ch. 6, eq. 6.1]. To see whether the generator covers every digit rather than a few modes,
 a small CNN classifier trained on the real digits labels 1,000 samples.
 
-``--dataset mnist`` (or another tensorflow-datasets image dataset) trains the same networks,
-sized to those images, instead of the embedded digits; the class check needs the digits.
+``--dataset mnist_sample`` (5,000 real 28×28 MNIST digits, offline) or a tensorflow-datasets
+image dataset (``--dataset mnist``, ...) trains the same networks, sized to those images; the
+class check runs on the two offline digit sets, which the judge of ``dlkit.vision.judge`` reads.
 
 Artefacts in ``output_dir``: ``generator.keras``, ``samples/samples_epoch_NNN.png`` (one grid
 every ``sample_every`` epochs), ``history.png`` and ``metrics.json``. An interrupted run resumes
@@ -88,9 +89,7 @@ def main(config: Config) -> dict:
     results = run_summary(config, history, train_seconds)
     results["pixel_mean_difference"] = float(abs(generated.mean() - real.mean()))
     results["pixel_std_difference"] = float(abs(generated.std() - real.std()))
-    results.update(
-        class_coverage(generated, images, VALUE_RANGE, config.seed, "class_shares_of_samples")
-    )
+    results.update(class_coverage(generated, images, VALUE_RANGE, "class_shares_of_samples"))
     return write_metrics(results, paths)
 
 

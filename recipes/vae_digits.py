@@ -5,8 +5,9 @@ code is sampled with the reparameterisation trick and decoded; the loss is the r
 error plus beta times KL(q(z|x) ‖ N(0, I)) [notes §5.2]. With a 2-D latent space the recipe
 draws the codes of the test digits, coloured by class, and a grid of decoded codes.
 
-``--dataset mnist`` (or another tensorflow-datasets image dataset) trains networks sized to
-those images instead of the embedded digits.
+``--dataset mnist_sample`` (5,000 real 28×28 MNIST digits, offline) or a tensorflow-datasets
+image dataset (``--dataset mnist``, ...) trains networks sized to those images instead of the
+embedded digits.
 
 Artefacts in ``output_dir``: ``model.keras``, ``samples.png`` (decoded draws from the prior),
 ``latent.png``, ``manifold.png`` (2-D latent only), ``history.png``, ``metrics.json``. An

@@ -1,6 +1,7 @@
 """See what a digits CNN learned: activation maximisation, feature inversion, saliency maps.
 
-Trains the small CNN of ``dlkit.vision`` on the embedded 8x8 digits, then looks inside it with
+Trains the small CNN of ``dlkit.vision`` on the embedded 8x8 digits (``--dataset mnist_sample``:
+5,000 real 28×28 MNIST digits, offline), then looks inside it with
 the input-gradient techniques of notes §4.8 (``dlkit.vision.visualize``): the image that each
 class score likes most and the patterns ``conv2``'s channels respond to (gradient ascent from
 noise), images rebuilt from their encodings at ``conv1``, ``conv2`` and ``dense`` (eq. 4.3),
@@ -25,6 +26,7 @@ import numpy as np
 from dlkit import plotting
 from dlkit.recipes._recipe import check_config, write_metrics
 from dlkit.vision import train_digits_classifier
+from dlkit.vision.classifier import DIGIT_DATASETS
 from dlkit.vision.visualize import (
     _starting_noise,
     activation_maximization,
@@ -40,6 +42,8 @@ INVERTED_LAYERS = ("conv1", "conv2", "dense")
 
 @dataclass
 class Config:
+    dataset: str = "digits"
+    """Images: digits (embedded, 8×8) or mnist_sample (28×28, needs the mnist extra)."""
     epochs: int = 15
     """Training passes of the classifier over the digits."""
     steps: int = 200
@@ -70,6 +74,7 @@ class Config:
             self,
             positive=("epochs", "steps", "step_size", "conv2_channels", "inversion_steps"),
             non_negative=("l2_weight", "blur_every", "regularization_weight", "smoothgrad_samples"),
+            datasets=DIGIT_DATASETS,
         )
         check_config(self, positive=("num_images",))
         if self.conv2_channels > 64:
@@ -89,8 +94,10 @@ def main(config: Config) -> dict:
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    print(f"Training the digits CNN for {config.epochs} epochs")
-    model, (test_images, test_labels) = train_digits_classifier(config.epochs, config.seed)
+    print(f"Training the digits CNN on {config.dataset} for {config.epochs} epochs")
+    model, (test_images, test_labels) = train_digits_classifier(
+        config.epochs, config.seed, dataset=config.dataset
+    )
     _, test_accuracy = model.evaluate(test_images, test_labels, verbose=0)
     print(f"Test accuracy {test_accuracy:.3f}")
     paths = {
@@ -181,6 +188,7 @@ def main(config: Config) -> dict:
     strokes = originals[..., 0] > 0.5
     results = {
         "backend": keras.backend.backend(),
+        "dataset": config.dataset,
         "test_accuracy": float(test_accuracy),
         "logit_start_mean": float(np.mean(logits_start)),
         "logit_end_mean": float(np.mean(logits_end)),

@@ -10,6 +10,8 @@
 - inceptionism (§4.10): `deep_dream`, `octave_shapes`;
 - style transfer (§4.11): `gram_matrix`, `style_loss`, `content_loss`, `style_transfer`;
 - segmentation by convolutionalisation (§4.12): `convolutionalize`, `build_fcn`, `mean_iou`;
+- judging generated digits (ch. 6): `digit_judge` (a CNN trained on real digits, 8×8 or
+  28×28), `judge_classes`, `class_shares`, `sample_per_class`, `requested_class_accuracy`;
 - detection (§4.13): boxes (`iou`, `non_max_suppression`), YOLO (`encode_yolo_targets`,
   `yolo_loss`, `build_yolo`, `decode_predictions`) and its metric (`mean_average_precision`),
   also importable together from `dlkit.vision.detection`.
@@ -38,6 +40,13 @@ from dlkit.vision.detection import (
     yolo_loss,
 )
 from dlkit.vision.dream import activation_norm, deep_dream, octave_shapes
+from dlkit.vision.judge import (
+    class_shares,
+    digit_judge,
+    judge_classes,
+    requested_class_accuracy,
+    sample_per_class,
+)
 from dlkit.vision.segmentation import (
     build_fcn,
     class_iou,
@@ -78,10 +87,12 @@ __all__ = [
     "build_fcn",
     "build_yolo",
     "class_iou",
+    "class_shares",
     "content_loss",
     "convolutionalize",
     "decode_predictions",
     "deep_dream",
+    "digit_judge",
     "encode_yolo_targets",
     "evolutionary_attack",
     "feature_distance",
@@ -92,13 +103,16 @@ __all__ = [
     "guided_backpropagation",
     "iou",
     "iterative_attack",
+    "judge_classes",
     "mean_average_precision",
     "mean_iou",
     "non_max_suppression",
     "octave_shapes",
     "pairwise_iou",
     "predict_masks",
+    "requested_class_accuracy",
     "saliency_map",
+    "sample_per_class",
     "style_feature_model",
     "style_loss",
     "style_transfer",

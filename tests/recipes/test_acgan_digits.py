@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dlkit.recipes import acgan_digits
+from dlkit.vision.judge import REQUESTED_CLASS_THRESHOLD
 
 GATE_KEYS = ("requested_class_accuracy", "requested_class_accuracy_per_class", "meets_80_percent")
 
@@ -23,7 +24,7 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
     )
     results = acgan_digits.main(config)
     assert results["backend"] == keras.backend.backend()
-    assert 0.0 <= results["class_head_test_accuracy"] <= 1.0
+    assert results["class_head_test_accuracy"] > 0.2  # chance is 0.1
     assert np.isfinite(results["discriminator_loss"]) and np.isfinite(results["generator_loss"])
     for name in ("generator.keras", "samples.png", "history.png", "metrics.json"):
         assert (tmp_path / name).stat().st_size > 0, name
@@ -31,9 +32,10 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
     assert 0.9 < grid_aspect(tmp_path / "samples.png") < 1.3
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(GATE_KEYS) <= set(metrics)
-    assert 0.0 <= metrics["requested_class_accuracy"] <= 1.0
-    assert len(metrics["requested_class_accuracy_per_class"]) == 10
-    assert metrics["meets_80_percent"] == (metrics["requested_class_accuracy"] >= 0.8)
+    per_class = metrics["requested_class_accuracy_per_class"]
+    assert len(per_class) == 10
+    # 100 samples requested per class: the overall share is the mean of the per-class shares.
+    assert metrics["requested_class_accuracy"] == pytest.approx(np.mean(per_class), abs=1e-3)
     assert metrics["config"]["epochs"] == 1
     generator = keras.saving.load_model(tmp_path / "generator.keras")
     noise = np.zeros((3, 4), "float32")
@@ -71,7 +73,17 @@ def test_mnist_under_mock_data_trains_one_epoch(tmp_path, offline_tfds):
     with mock_data(num_examples=16):
         results = acgan_digits.main(config)
     assert results["dataset"] == "mnist" and np.isfinite(results["generator_loss"])
-    assert 0.0 <= results["class_head_test_accuracy"] <= 1.0
     assert not set(GATE_KEYS) & set(results)  # the gate needs the digits judge
     generator = keras.saving.load_model(tmp_path / "run" / "generator.keras")
     assert tuple(generator.output_shape) == (None, 28, 28, 1)
+
+
+@pytest.mark.slow
+def test_default_config_draws_the_requested_digit(tmp_path):
+    results = acgan_digits.main(
+        acgan_digits.Config(export="none", output_dir=str(tmp_path), verbose=0)
+    )
+    print(f"acgan_digits on {keras.backend.backend()}:", results["requested_class_accuracy"])
+    # The judge is a CNN trained on the real digits, not the auxiliary class head; chance is 0.1.
+    assert results["requested_class_accuracy"] >= REQUESTED_CLASS_THRESHOLD
+    assert results["meets_80_percent"]

@@ -4,7 +4,10 @@ import keras
 import numpy as np
 import pytest
 
+from dlkit.data import mnist_sample
+from dlkit.models.gan import CONDITIONING_MODES
 from dlkit.recipes import cgan_digits
+from dlkit.vision.judge import REQUESTED_CLASS_THRESHOLD, digit_judge, requested_class_accuracy
 
 GATE_KEYS = ("requested_class_accuracy", "requested_class_accuracy_per_class", "meets_80_percent")
 
@@ -36,9 +39,10 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
     assert 0.9 < grid_aspect(tmp_path / "samples.png") < 1.3
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(GATE_KEYS) <= set(metrics)
-    assert 0.0 <= metrics["requested_class_accuracy"] <= 1.0
-    assert len(metrics["requested_class_accuracy_per_class"]) == 10
-    assert metrics["meets_80_percent"] == (metrics["requested_class_accuracy"] >= 0.8)
+    per_class = metrics["requested_class_accuracy_per_class"]
+    assert len(per_class) == 10
+    # 100 samples requested per class: the overall share is the mean of the per-class shares.
+    assert metrics["requested_class_accuracy"] == pytest.approx(np.mean(per_class), abs=1e-3)
     assert metrics["config"]["epochs"] == 1
     generator = keras.saving.load_model(tmp_path / "generator.keras")
     noise = np.zeros((3, 4), "float32")
@@ -79,3 +83,50 @@ def test_mnist_under_mock_data_trains_one_epoch(tmp_path, offline_tfds):
     assert not set(GATE_KEYS) & set(results)  # the gate needs the digits judge
     generator = keras.saving.load_model(tmp_path / "run" / "generator.keras")
     assert tuple(generator.output_shape) == (None, 28, 28, 1)
+
+
+# The conditioning modes other than the default, each held on one backend where its settings
+# were measured over seeds 0-2 (JAX for FiLM: on PyTorch, seed 0 still drew chance-level classes
+# after 30 epochs); the 28×28 MNIST sample on JAX, the fastest backend for it.
+OTHER_MODE_BY_BACKEND = {"tensorflow": "concatenate", "jax": "film"}
+BACKEND = keras.backend.backend()
+
+
+def gate_run(tmp_path, **settings):
+    """Runs the recipe with `settings`; returns its requested-class accuracy by the judge."""
+    config = cgan_digits.Config(export="none", output_dir=str(tmp_path), verbose=0, **settings)
+    results = cgan_digits.main(config)
+    print(f"cgan_digits {settings} on {BACKEND}:", results["requested_class_accuracy"])
+    assert results["meets_80_percent"]  # the recipe's own verdict agrees with the check below
+    return results["requested_class_accuracy"]
+
+
+@pytest.mark.slow
+def test_default_config_draws_the_requested_digit(tmp_path):
+    # The judge is a CNN trained on the real digits, not the discriminator; chance is 0.1.
+    assert gate_run(tmp_path) >= REQUESTED_CLASS_THRESHOLD
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND not in OTHER_MODE_BY_BACKEND, reason="one mode per backend")
+def test_the_other_conditioning_modes_draw_the_requested_digit(tmp_path):
+    mode = OTHER_MODE_BY_BACKEND[BACKEND]
+    settings = {"conditioning": mode, **cgan_digits.CONDITIONING_SETTINGS[mode]}
+    assert gate_run(tmp_path, **settings) >= REQUESTED_CLASS_THRESHOLD
+
+
+def test_every_mode_other_than_the_default_is_held_on_some_backend():
+    default = cgan_digits.Config.conditioning
+    assert {default, *OTHER_MODE_BY_BACKEND.values()} == set(CONDITIONING_MODES)
+    assert set(cgan_digits.CONDITIONING_SETTINGS) == set(CONDITIONING_MODES) - {default}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "jax", reason="28×28 gate on the fastest backend only")
+def test_the_mnist_sample_settings_draw_the_requested_digit_at_28x28(tmp_path):
+    assert gate_run(tmp_path, **cgan_digits.MNIST_SAMPLE_SETTINGS) >= REQUESTED_CLASS_THRESHOLD
+    generator = keras.saving.load_model(tmp_path / "generator.keras")
+    assert tuple(generator.output_shape) == (None, 28, 28, 1)
+    # The 28×28 judge, trained on the real MNIST sample, labels its held-out digits well.
+    images, labels = mnist_sample("test")
+    assert requested_class_accuracy(digit_judge("mnist_sample"), images, labels)[0] >= 0.95

@@ -29,9 +29,10 @@ def test_tiny_config_trains_and_writes_every_artefact(tmp_path):
     assert 0.9 < grid_aspect(tmp_path / "samples.png") < 1.3
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(GATE_KEYS) <= set(metrics)
-    assert 0.0 <= metrics["requested_class_accuracy"] <= 1.0
-    assert len(metrics["requested_class_accuracy_per_class"]) == 10
-    assert metrics["meets_80_percent"] == (metrics["requested_class_accuracy"] >= 0.8)
+    per_class = metrics["requested_class_accuracy_per_class"]
+    assert len(per_class) == 10
+    # 100 samples requested per class: the overall share is the mean of the per-class shares.
+    assert metrics["requested_class_accuracy"] == pytest.approx(np.mean(per_class), abs=1e-3)
     assert metrics["config"]["epochs"] == 1
     restored = keras.saving.load_model(tmp_path / "model.keras")
     images, labels = digits("test")
