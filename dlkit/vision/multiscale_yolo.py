@@ -297,10 +297,9 @@ def decode_multiscale_predictions(
         grid_sizes: S_l from fine to coarse. Defaults to (8, 4).
         num_boxes: B. Defaults to 2.
         num_classes: C. Defaults to 3.
-        score_threshold: the smallest class-specific score kept. Defaults to 0.1.
-        iou_threshold: the NMS overlap threshold. Defaults to 0.5.
-        max_detections: the most detections per image (best first); `None` (default) keeps
-            all.
+        score_threshold: as in `decode_predictions`. Defaults to 0.1.
+        iou_threshold: as in `decode_predictions`. Defaults to 0.5.
+        max_detections: as in `decode_predictions`. Defaults to None (all).
 
     Returns:
         One list per image of `(box, class, score)`, in decreasing score (as
