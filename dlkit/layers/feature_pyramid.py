@@ -38,6 +38,9 @@ class FeaturePyramid(keras.layers.Layer):
 
     Args:
         filters: channels of the lateral maps and of every output, at least 1.
+        num_outputs: how many levels to return, finest first; `None` (default) returns all L.
+            A detector that predicts at the finest level only (`build_yolo(fpn=True)`) takes
+            1, and the layer then has no smoothing convolution for the levels it drops.
         **kwargs: other keyword arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
 
     Call arguments:
@@ -46,7 +49,7 @@ class FeaturePyramid(keras.layers.Layer):
             C_l may differ.
 
     Returns:
-        A list of L maps, level l of shape (B, H_l, W_l, filters).
+        A list of L maps (or `num_outputs`), level l of shape (B, H_l, W_l, filters).
 
     Raises:
         ValueError: for fewer than two inputs, inputs that are not rank 4, or levels that do
@@ -65,9 +68,10 @@ class FeaturePyramid(keras.layers.Layer):
         (https://arxiv.org/abs/1612.03144).
     """
 
-    def __init__(self, filters, **kwargs):
+    def __init__(self, filters, num_outputs=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = check_int("filters", filters)
+        self.num_outputs = None if num_outputs is None else check_int("num_outputs", num_outputs)
         self.lateral_kernels = []
         self.lateral_biases = []
         self.smoothing_kernels = []
@@ -75,6 +79,11 @@ class FeaturePyramid(keras.layers.Layer):
 
     def build(self, input_shape):
         shapes = _check_levels(input_shape)
+        if self.num_outputs is not None and self.num_outputs > len(shapes):
+            raise ValueError(
+                f"Expected `num_outputs` <= the number of levels, {len(shapes)}. Received: "
+                f"num_outputs={self.num_outputs}"
+            )
         for level, shape in enumerate(shapes):
             self.lateral_kernels.append(
                 self.add_weight(
@@ -88,6 +97,8 @@ class FeaturePyramid(keras.layers.Layer):
                     shape=(self.filters,), initializer="zeros", name=f"lateral_bias_{level}"
                 )
             )
+            if level >= self._num_outputs(len(shapes)):
+                continue
             self.smoothing_kernels.append(
                 self.add_weight(
                     shape=(3, 3, self.filters, self.filters),
@@ -116,15 +127,22 @@ class FeaturePyramid(keras.layers.Layer):
         return [
             ops.conv(level_map, kernel, padding="same") + bias
             for level_map, kernel, bias in zip(
-                merged, self.smoothing_kernels, self.smoothing_biases, strict=True
+                merged[: self._num_outputs(len(inputs))],
+                self.smoothing_kernels,
+                self.smoothing_biases,
+                strict=True,
             )
         ]
 
+    def _num_outputs(self, num_levels: int) -> int:
+        return num_levels if self.num_outputs is None else self.num_outputs
+
     def compute_output_shape(self, input_shape):
-        return [(*tuple(shape)[:-1], self.filters) for shape in input_shape]
+        shapes = input_shape[: self._num_outputs(len(input_shape))]
+        return [(*tuple(shape)[:-1], self.filters) for shape in shapes]
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "num_outputs": self.num_outputs}
 
 
 def _check_levels(input_shape) -> list[tuple]:

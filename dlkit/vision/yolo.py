@@ -517,7 +517,7 @@ def build_yolo(
         width_grid = grid_features.shape[-1]
         deep = keras.layers.MaxPooling2D(2, name="deep_pool")(grid_features)
         deep = _conv(deep, width_grid, 3, name="deep_conv")
-        pyramid = FeaturePyramid(width_grid, name="feature_pyramid")
+        pyramid = FeaturePyramid(width_grid, num_outputs=1, name="feature_pyramid")
         grid_features = pyramid([grid_features, deep])[0]
     raw = keras.layers.Conv2D(5 * num_boxes + num_classes, 1, name="predictions")(grid_features)
     outputs = YoloHead(num_boxes, num_classes, name="yolo_head")(raw)

@@ -63,6 +63,32 @@ def test_feature_pyramid_passes_the_layer_checks_and_matches_numpy():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=f"level {level}")
 
 
+def test_num_outputs_keeps_the_finest_levels_only():
+    rng = np.random.default_rng(1)
+    levels = (rng.normal(size=(2, 4, 4, 3)), rng.normal(size=(2, 2, 2, 5)))
+    levels = tuple(level.astype("float32") for level in levels)
+    layer = run_layer_test(
+        FeaturePyramid,
+        {"filters": 2, "num_outputs": 1},
+        input_data=[levels],
+        expected_output_shape=[(2, 4, 4, 2)],
+        # Two lateral convolutions, one smoothing convolution: no weight without a gradient.
+        expected_num_trainable_weights=6,
+        atol=1e-5,
+    )
+    weights = layer.get_weights()
+    full = FeaturePyramid(filters=2)
+    full(list(levels))
+    full.set_weights(weights + [w for w in full.get_weights()[6:]])
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(list(levels))[0]),
+        keras.ops.convert_to_numpy(full(list(levels))[0]),
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match=r"num_outputs=3"):
+        FeaturePyramid(filters=2, num_outputs=3)(list(levels))
+
+
 def test_the_coarse_level_reaches_every_finer_output():
     # Changing only the coarsest map changes every output: the top-down pathway carries it.
     layer = FeaturePyramid(filters=2)
