@@ -96,7 +96,8 @@ def test_quick_config_reaches_the_target_map(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    keras.backend.backend() != "jax", reason="the small-object gain is held on one backend"
+    keras.backend.backend() != "tensorflow",
+    reason="the small-object gain is held on one backend, the fastest at this model",
 )
 def test_multiscale_detector_beats_the_single_scale_one_on_small_objects(tmp_path):
     results = {
