@@ -56,6 +56,7 @@ PUBLIC_API = {
         "ChebConv",
         "DilatedConv2D",
         "DuelingHead",
+        "FeaturePyramid",
         "FiLM",
         "GaussianSampling",
         "GraphConv",

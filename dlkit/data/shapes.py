@@ -29,9 +29,23 @@ _COLOUR_RANGE = (0.35, 1.0)
 _BACKGROUND_RANGE = (0.0, 0.15)
 
 
-def _place_boxes(rng, num_shapes, image_size, min_size, max_size):
-    """Rejection-samples non-overlapping square boxes; returns (y0, x0, size) lists."""
-    y0s, x0s, sizes = [], [], []
+def small_shape_sizes(image_size: int) -> tuple[int, int]:
+    """The smallest and largest side, in pixels, of the small shapes of ``shapes(...,
+    small_shapes=k)``: ``image_size // 8`` to ``image_size // 6`` (4 to 5 pixels on 32×32
+    images), at least 2; the regular shapes then start at ``large_shape_min_size``."""
+    return max(2, image_size // 8), max(2, image_size // 6)
+
+
+def large_shape_min_size(image_size: int) -> int:
+    """The default smallest side of the regular shapes when small shapes are added:
+    ``image_size // 4`` (8 pixels on 32×32 images), so that the two groups never overlap."""
+    return max(2, image_size // 4)
+
+
+def _place_boxes(rng, num_shapes, image_size, min_size, max_size, placed=None):
+    """Rejection-samples square boxes that overlap neither each other nor the `placed` ones;
+    returns (y0, x0, size) lists, `placed` included first."""
+    y0s, x0s, sizes = placed if placed is not None else ([], [], [])
     for _ in range(num_shapes):
         for _ in range(_MAX_PLACEMENT_ATTEMPTS):
             size = int(rng.integers(min_size, max_size + 1))
@@ -58,6 +72,7 @@ def shapes(
     min_size: int | None = None,
     max_size: int | None = None,
     seed: int = 0,
+    small_shapes: int = 0,
 ) -> dict[str, np.ndarray]:
     """Generates RGB images of non-overlapping coloured shapes, with masks, boxes and labels.
 
@@ -66,6 +81,14 @@ def shapes(
     that boxes never overlap; when a shape finds no free place after 100 proposals it is
     dropped, so crowded settings may give fewer shapes (never fewer than one). The result is
     deterministic for a ``seed``.
+
+    With ``small_shapes=k > 0`` every image also gets ``k`` small shapes (sides from
+    ``small_shape_sizes(image_size)``, 4 to 5 pixels on 32×32 images), placed after the
+    regular ones in the free space, and the regular shapes default to large sides (from
+    ``large_shape_min_size(image_size)``, 8 pixels on 32×32 images, to ``image_size // 2``):
+    a variant with small and large objects, on which predicting at one coarse grid misses the
+    small ones [notes §4.13.2]. Boxes of side at most ``small_shape_sizes(image_size)[1]`` are
+    the small objects.
 
     Args:
         num_images: number of images, at least 1.
@@ -76,6 +99,8 @@ def shapes(
         max_size: largest box side in pixels, from ``min_size`` to ``image_size``; defaults to
             ``max(min_size, image_size // 2)``.
         seed: seed of the NumPy random generator.
+        small_shapes: small shapes added to every image, at least 0 (default 0: none; the
+            images are then identical to those of earlier versions for the same seed).
 
     Returns:
         A dict of NumPy arrays:
@@ -83,11 +108,11 @@ def shapes(
         - ``images``: float32 ``(num_images, image_size, image_size, 3)`` in ``[0, 1]``.
         - ``masks``: int32 ``(num_images, image_size, image_size)``; 0 is background and
           ``label + 1`` marks a pixel of a shape of class ``label``.
-        - ``boxes``: float32 ``(num_images, max_shapes, 4)``, ``(y_min, x_min, y_max, x_max)``
-          normalised by ``image_size`` to ``[0, 1]`` (the max edges are exclusive pixel
-          borders); zero for padding.
-        - ``labels``: int32 ``(num_images, max_shapes)`` indexing ``SHAPE_CLASSES``; -1 for
-          padding.
+        - ``boxes``: float32 ``(num_images, max_shapes + small_shapes, 4)``,
+          ``(y_min, x_min, y_max, x_max)`` normalised by ``image_size`` to ``[0, 1]`` (the
+          max edges are exclusive pixel borders); zero for padding.
+        - ``labels``: int32 ``(num_images, max_shapes + small_shapes)`` indexing
+          ``SHAPE_CLASSES``; -1 for padding.
         - ``num_shapes``: int32 ``(num_images,)``; slots ``[:num_shapes]`` are real shapes.
 
     Example:
@@ -99,8 +124,9 @@ def shapes(
     check_int("num_images", num_images, 1)
     check_int("image_size", image_size, 4)
     check_int("max_shapes", max_shapes, 1)
+    check_int("small_shapes", small_shapes, 0)
     if min_size is None:
-        min_size = max(2, image_size // 8)
+        min_size = large_shape_min_size(image_size) if small_shapes else max(2, image_size // 8)
     check_int("min_size", min_size, 2)
     if max_size is None:
         max_size = max(min_size, image_size // 2)
@@ -116,14 +142,20 @@ def shapes(
         )
 
     rng = np.random.default_rng(seed)
+    small_min_size, small_max_size = small_shape_sizes(image_size)
+    max_shapes += small_shapes  # slots per image: the regular shapes, then the small ones
     # Per slot s of each image: the box (y0, x0, size), the class and the colour.
     box_y0 = np.zeros((num_images, max_shapes), dtype=np.int32)
     box_x0 = np.zeros((num_images, max_shapes), dtype=np.int32)
     box_size = np.zeros((num_images, max_shapes), dtype=np.int32)
     num_shapes = np.zeros(num_images, dtype=np.int32)
-    requested_shapes = rng.integers(1, max_shapes + 1, size=num_images)
+    requested_shapes = rng.integers(1, max_shapes - small_shapes + 1, size=num_images)
     for index in range(num_images):
         y0s, x0s, sizes = _place_boxes(rng, requested_shapes[index], image_size, min_size, max_size)
+        if small_shapes:
+            y0s, x0s, sizes = _place_boxes(
+                rng, small_shapes, image_size, small_min_size, small_max_size, (y0s, x0s, sizes)
+            )
         num_shapes[index] = len(sizes)
         box_y0[index, : len(sizes)] = y0s
         box_x0[index, : len(sizes)] = x0s

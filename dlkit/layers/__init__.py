@@ -7,6 +7,8 @@ Keras has a counterpart, takes the same constructor and call arguments so the tw
   ``conv_as_matrix`` [notes ch. 4].
 - ``gaussian_sampling``: ``GaussianSampling``, the reparameterisation trick [notes §5.2].
 - ``film``: ``FiLM`` and ``LabelChannels`` for conditional generation [notes §6.3].
+- ``feature_pyramid``: ``FeaturePyramid``, a top-down pathway with lateral connections for
+  multi-scale detection [notes §4.13.2].
 - ``minibatch_stddev``: ``MinibatchStdDev``, a batch-diversity feature for GAN discriminators.
 - ``lstm``: ``LSTMCell`` and ``LSTM`` [notes §7.1].
 - ``attention``: score functions and ``MultiHeadAttention`` [notes §7.2].
@@ -34,6 +36,7 @@ from dlkit.layers.conv import (
     receptive_field,
 )
 from dlkit.layers.embedding import TokenAndPositionEmbedding, check_token_ids
+from dlkit.layers.feature_pyramid import FeaturePyramid
 from dlkit.layers.film import FiLM, LabelChannels
 from dlkit.layers.gaussian_sampling import GaussianSampling
 from dlkit.layers.graph_conv import ChebConv, GraphConv, normalize_adjacency
@@ -51,6 +54,7 @@ __all__ = [
     "ChebConv",
     "DilatedConv2D",
     "DuelingHead",
+    "FeaturePyramid",
     "FiLM",
     "GaussianSampling",
     "GraphConv",

@@ -32,6 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from dlkit.layers.feature_pyramid import FeaturePyramid
 from dlkit.validation import check_int, check_unit_interval
 from dlkit.vision._checks import check_boxes
 from dlkit.vision.boxes import _greedy_suppression, iou
@@ -420,6 +421,32 @@ def _conv(x, filters, kernel_size, name):
     return keras.layers.LeakyReLU(0.1, name=f"{name}_act")(x)
 
 
+def _backbone(inputs, filters: int, num_poolings: int):
+    """3×3 convolutions and 2×2 max pooling, `num_poolings` times, then two convolutions at
+    the grid: (N, H, W, channels) → (N, H / 2^K, W / 2^K, filters · 2^K), K = num_poolings."""
+    x = inputs
+    for level in range(num_poolings):
+        x = _conv(x, filters * 2**level, 3, name=f"conv{level + 1}")
+        x = keras.layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
+    width_grid = filters * 2**num_poolings
+    x = _conv(x, width_grid, 3, name="grid_conv1")
+    return _conv(x, width_grid, 3, name="grid_conv2")
+
+
+def _check_input_side(input_shape, grid_size: int) -> int:
+    """The number of poolings K of a square `input_shape` of side grid_size · 2^K, K >= 1."""
+    if len(input_shape) != 3:
+        raise ValueError(f"Expected `input_shape` (H, W, C). Received: input_shape={input_shape!r}")
+    height, width = input_shape[0], input_shape[1]
+    ratio = height // grid_size if height % grid_size == 0 else 0
+    if height != width or ratio < 2 or ratio & (ratio - 1):
+        raise ValueError(
+            "Expected a square `input_shape` whose side is grid_size times a power of two "
+            f"(>= 2). Received: input_shape={tuple(input_shape)!r}, grid_size={grid_size}"
+        )
+    return int(math.log2(ratio))
+
+
 def build_yolo(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     grid_size: int = 4,
@@ -437,11 +464,11 @@ def build_yolo(
     cell and `YoloHead` squashes them (notes §4.13.1).
 
     With `fpn=True` the backbone goes one level deeper (S/2 × S/2, features that see the
-    whole image) and a top-down pathway brings that context back: the deeper map, reduced by
-    a 1×1 convolution, is upsampled ×2 and added to a 1×1 lateral projection of the S×S
-    backbone features; a 3×3 convolution smooths the sum and the prediction is made from the
-    merged map. This is §4.13.2's option 4 (a feature pyramid's top-down pathway with lateral
-    connections), at the one scale YOLO predicts at.
+    whole image) and a two-level `dlkit.layers.FeaturePyramid` brings that context back: the
+    deeper map is upsampled ×2 and added to a 1×1 lateral projection of the S×S backbone
+    features, a 3×3 convolution smooths the sum and the prediction is made from the merged
+    map. This is §4.13.2's option 4 (a top-down pathway with lateral connections), at the one
+    scale YOLO predicts at; `dlkit.vision.multiscale_yolo` predicts at every level.
 
     Equation:
 
@@ -449,7 +476,7 @@ def build_yolo(
         C_grid = conv(conv(C_K))                    S × S, filters · 2^K channels, K = log2(H / S)
         P      = C_grid                             (plain)
         C_deep = conv(pool(C_grid))                 S/2 × S/2 (fpn)
-        P      = conv3×3(upsample(conv1×1(C_deep)) + conv1×1(C_grid))   (fpn)
+        P      = FeaturePyramid([C_grid, C_deep])[0]   (fpn)
         y      = YoloHead(conv1×1(P))               (N, S, S, 5B + C)
 
     Args:
@@ -479,36 +506,19 @@ def build_yolo(
     """
     _check_grid(grid_size, num_boxes, num_classes)
     check_int("filters", filters)
-    if len(input_shape) != 3:
-        raise ValueError(f"Expected `input_shape` (H, W, C). Received: input_shape={input_shape!r}")
-    height, width = input_shape[0], input_shape[1]
-    ratio = height // grid_size if height % grid_size == 0 else 0
-    if height != width or ratio < 2 or ratio & (ratio - 1):
-        raise ValueError(
-            "Expected a square `input_shape` whose side is grid_size times a power of two "
-            f"(>= 2). Received: input_shape={tuple(input_shape)!r}, grid_size={grid_size}"
-        )
+    num_poolings = _check_input_side(input_shape, grid_size)
     if fpn and grid_size % 2:
         raise ValueError(
             f"Expected an even `grid_size` when fpn=True. Received: grid_size={grid_size}"
         )
-    levels = int(math.log2(ratio))
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = inputs
-    for level in range(levels):
-        x = _conv(x, filters * 2**level, 3, name=f"conv{level + 1}")
-        x = keras.layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
-    width_grid = filters * 2**levels
-    x = _conv(x, width_grid, 3, name="grid_conv1")
-    grid_features = _conv(x, width_grid, 3, name="grid_conv2")
+    grid_features = _backbone(inputs, filters, num_poolings)
     if fpn:
+        width_grid = grid_features.shape[-1]
         deep = keras.layers.MaxPooling2D(2, name="deep_pool")(grid_features)
         deep = _conv(deep, width_grid, 3, name="deep_conv")
-        top_down = keras.layers.Conv2D(width_grid, 1, name="top_down_1x1")(deep)
-        top_down = keras.layers.UpSampling2D(2, name="top_down_upsample")(top_down)
-        lateral = keras.layers.Conv2D(width_grid, 1, name="lateral_1x1")(grid_features)
-        merged = keras.layers.Add(name="merge")([top_down, lateral])
-        grid_features = _conv(merged, width_grid, 3, name="merged_conv")
+        pyramid = FeaturePyramid(width_grid, num_outputs=1, name="feature_pyramid")
+        grid_features = pyramid([grid_features, deep])[0]
     raw = keras.layers.Conv2D(5 * num_boxes + num_classes, 1, name="predictions")(grid_features)
     outputs = YoloHead(num_boxes, num_classes, name="yolo_head")(raw)
     return keras.Model(inputs, outputs, name=name)
@@ -561,12 +571,23 @@ def decode_predictions(
         Redmon et al., "You Only Look Once", CVPR 2016 (https://arxiv.org/abs/1506.02640).
     """
     _check_grid(grid_size, num_boxes, num_classes)
+    _check_decoding(score_threshold, iou_threshold, max_detections)
+    y_pred = np.asarray(keras.ops.convert_to_numpy(y_pred), dtype=np.float32)
+    _check_layout("y_pred", y_pred, grid_size, num_boxes, num_classes)
+    corners, scores = _scored_boxes(y_pred, grid_size, num_boxes, num_classes)
+    return _suppress_per_class(corners, scores, score_threshold, iou_threshold, max_detections)
+
+
+def _check_decoding(score_threshold, iou_threshold, max_detections) -> None:
     check_unit_interval("score_threshold", score_threshold)
     check_unit_interval("iou_threshold", iou_threshold)
     if max_detections is not None:
         check_int("max_detections", max_detections)
-    y_pred = np.asarray(keras.ops.convert_to_numpy(y_pred), dtype=np.float32)
-    _check_layout("y_pred", y_pred, grid_size, num_boxes, num_classes)
+
+
+def _scored_boxes(y_pred: np.ndarray, grid_size: int, num_boxes: int, num_classes: int):
+    """Checked predictions (N, S, S, 5B + C) → every predicted box as clipped corners
+    (N, S·S·B, 4) and its class-specific scores (N, S·S·B, C) (eq. 4.5)."""
     box_depth = 5 * num_boxes
     cell_boxes = y_pred[..., :box_depth].reshape(len(y_pred), grid_size, grid_size, num_boxes, 5)
     corners = keras.ops.convert_to_numpy(_cell_boxes_to_corners(cell_boxes[..., :4], grid_size))
@@ -576,6 +597,19 @@ def decode_predictions(
     scores = (confidence[..., np.newaxis] * classes[..., np.newaxis, :]).reshape(
         len(y_pred), -1, num_classes
     )
+    return corners, scores
+
+
+def _suppress_per_class(
+    corners: np.ndarray,
+    scores: np.ndarray,
+    score_threshold: float,
+    iou_threshold: float,
+    max_detections: int | None,
+) -> list[list[tuple[np.ndarray, int, float]]]:
+    """Boxes (N, K, 4) with scores (N, K, C) → per image the `(box, class, score)` above the
+    threshold that survive per-class non-maximum suppression, best first."""
+    num_classes = scores.shape[-1]
     results = []
     for image_boxes, image_scores in zip(corners, scores, strict=True):
         detections = []
