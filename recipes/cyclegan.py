@@ -47,6 +47,12 @@ TRANSFORMS = ("invert", "rotate")
 # Held-out mean |G_ba(G_ab(a)) − a| (and the reverse) below which the round trip counts as
 # working, in [-1, 1] pixel units: 5% of the pixel range.
 CYCLE_ERROR_THRESHOLD = 0.1
+# A quick configuration of the digits task, the other fields at their defaults: 20 epochs bring
+# both held-out cycle errors under the threshold (about 0.08) on every backend with seed 1, and
+# with seeds 0-2 on JAX. tests/recipes/test_cyclegan_recipe.py trains it on every backend. Not
+# every seed converges: on TensorFlow, seed 0 settles on a wrong translation (translation error
+# about 0.61, cycle errors 0.13-0.15) at 20 and at 30 epochs.
+QUICK_CONFIG = {"epochs": 20, "seed": 1}
 # Test images per domain for the horse2zebra metrics and figure.
 _NUM_TEST_IMAGES = 64
 _NUM_SHOWN = 8

@@ -35,6 +35,18 @@ from dlkit.models.sequence_models import build_lstm_classifier, build_transforme
 DATASETS = ("palindrome", "imdb_reviews")
 MODEL_NAMES = ("lstm_classifier", "transformer_classifier")
 MODEL_CHOICES = ("both", "lstm", "transformer")
+# Test accuracy on the palindrome task that each trained classifier must reach (chance: 0.5).
+ACCURACY_GATE = 0.8
+# A small configuration of the palindrome task (strings of 4-5 digits, 1,620 for training,
+# 25 epochs) in which both classifiers reach the gate in seconds:
+# tests/recipes/test_sequence_classifiers.py trains it on every backend.
+QUICK_CONFIG = {
+    "num_train": 1800,
+    "num_test": 400,
+    "max_length": 5,
+    "epochs": 25,
+    "learning_rate": 5e-3,
+}
 
 
 @dataclass

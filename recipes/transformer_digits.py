@@ -28,6 +28,22 @@ from dlkit.plotting import plot_attention
 from dlkit.recipes._recipe import check_config, export_for_serving, fit, run_summary, write_metrics
 
 TASKS = ("reverse", "sort")
+# Held-out exact-sequence accuracy of greedy decoding that a trained model must reach.
+EXACT_MATCH_GATE = 0.95
+# A small configuration of the reverse task (3-6 digits, 1,500 training strings, 180 steps)
+# that reaches the gate in seconds: tests/recipes/test_transformer_digits.py trains it on
+# every backend.
+QUICK_CONFIG = {
+    "num_train": 1500,
+    "num_test": 200,
+    "max_length": 6,
+    "model_dim": 32,
+    "num_layers": 1,
+    "dropout": 0.0,
+    "epochs": 6,
+    "batch_size": 50,
+    "learning_rate": 3e-3,
+}
 
 
 @dataclass

@@ -23,11 +23,14 @@ TINY = dict(
 )
 
 
-def test_tiny_config_trains_both_models_and_writes_every_artefact(tmp_path):
-    config = sequence_classifiers.Config(**TINY, output_dir=str(tmp_path))
+@pytest.mark.slow
+def test_quick_config_trains_both_models_to_the_gate_and_writes_every_artefact(tmp_path):
+    quick = sequence_classifiers.QUICK_CONFIG
+    config = sequence_classifiers.Config(**quick, verbose=0, output_dir=str(tmp_path))
     results = sequence_classifiers.main(config)
     assert results["backend"] == keras.backend.backend()
-    assert results["num_train"] == 128  # 32 held out for validation
+    num_validation = round(config.validation_fraction * config.num_train)
+    assert results["num_train"] == config.num_train - num_validation
     for name in (
         "lstm_classifier.keras",
         "transformer_classifier.keras",
@@ -35,12 +38,13 @@ def test_tiny_config_trains_both_models_and_writes_every_artefact(tmp_path):
     ):
         assert (tmp_path / name).stat().st_size > 0, name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    tokens, labels = digit_classification(num_train=160, num_test=32, max_length=config.max_length)[
-        "test"
-    ]
+    tokens, labels = digit_classification(
+        num_train=config.num_train, num_test=config.num_test, max_length=config.max_length
+    )["test"]
     for name in sequence_classifiers.MODEL_NAMES:
+        assert results[name]["test_accuracy"] >= sequence_classifiers.ACCURACY_GATE, name
         assert metrics[name]["test_accuracy"] == pytest.approx(results[name]["test_accuracy"])
-        assert metrics[name]["steps_per_second"] > 0  # timed over the second epoch
+        assert metrics[name]["steps_per_second"] > 0  # timed over the second epoch on
     # The saved model reproduces the reported accuracy (one model: each compiles on JAX).
     model = keras.saving.load_model(tmp_path / "lstm_classifier.keras")
     predictions = np.argmax(model.predict_on_batch(tokens), axis=-1)
@@ -63,7 +67,9 @@ def test_imdb_reviews_trains_on_token_ids_from_tensorflow_datasets(tmp_path, off
         results = sequence_classifiers.main(config)
     assert results["dataset"] == "imdb_reviews"
     assert "lstm_classifier" not in results
-    assert 0.0 <= results["transformer_classifier"]["test_accuracy"] <= 1.0
+    # Mock reviews of random tokens: nothing to learn, but the metrics file holds the results.
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["transformer_classifier"] == pytest.approx(results["transformer_classifier"])
     assert results["transformer_classifier"]["steps_per_second"] is None  # one epoch: not timed
     model = keras.saving.load_model(tmp_path / "transformer_classifier.keras")
     assert model.get_layer("embedding").max_length == 16
