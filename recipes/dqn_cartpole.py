@@ -10,11 +10,11 @@ discounted CartPole return stays below 1 / (1 − γ) = 100) and ``n_step`` retu
 are the tuned CartPole settings of rl-baselines3-zoo (few, large training phases: 128 gradient
 steps every 256 environment steps) with a smaller network, and double 3-step targets on by
 default (`--double false --n_step 1` for the plain DQN of the notes): with them, dlkit's DQN
-solves CartPole in fewer steps than Stable-Baselines3's DQN with the zoo settings, on every
-backend (the medians over 10 seeds: the DQN table of ``rl_cartpole.py`` in
-benchmarks/README.md). The greedy policy's evaluations swing widely within one run (see
-``evaluations.png``), so by default the run ends at the first evaluation that solves the task
-(``stop_at_solved``).
+solves CartPole in fewer steps than Stable-Baselines3's DQN with the zoo settings (the
+"tuned settings" rows of the DQN table that ``rl_cartpole.py`` stores in benchmarks/results/ and
+benchmarks/README.md shows, next to dlkit at the zoo's own settings). The greedy policy's
+evaluations swing widely within one run (see ``evaluations.png``), so by default the run ends at
+the first evaluation that solves the task (``stop_at_solved``).
 
 ``--variant NAME`` switches on one option of DQN with the settings it needs to solve CartPole
 (`VARIANTS` holds them; a flag given with a value other than its default wins over the
