@@ -88,7 +88,8 @@ def test_tiny_config_on_the_28x28_mnist_sample(tmp_path, monkeypatch):
     assert metrics["image_shape"] == [28, 28, 1]
     assert results["fgsm"]["clean_accuracy"] > 0.3  # chance is 0.1
     for name in ("fgsm", "iterative", "evolutionary"):
-        assert 0.0 <= metrics[name]["adversarial_accuracy"] <= 1.0
+        # Every attack takes accuracy below that on the clean images it perturbs.
+        assert metrics[name]["adversarial_accuracy"] < metrics[name]["clean_accuracy"], name
         assert metrics[name]["linf_max"] <= 0.3 + 1e-6
     for name in ("model.keras", "examples.png", "metrics.json"):
         assert (tmp_path / name).stat().st_size > 0, name
