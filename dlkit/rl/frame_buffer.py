@@ -162,7 +162,9 @@ class FrameReplayBuffer:
         """The bytes of every array the buffer holds (frames, frame indices, transitions and,
         when prioritized, the sum tree)."""
         holders = (self, self.transitions, getattr(self.transitions, "tree", None))
-        arrays = [value for holder in holders if holder for value in vars(holder).values()]
+        arrays = [
+            value for holder in holders if holder is not None for value in vars(holder).values()
+        ]
         return sum(array.nbytes for array in arrays if isinstance(array, np.ndarray))
 
     def __len__(self) -> int:

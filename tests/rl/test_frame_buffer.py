@@ -213,7 +213,7 @@ def test_memory_per_transition_is_one_frame_plus_indices():
     # its default size; besides it, per transition, the 2 · 4 int64 frame indices and the
     # action, reward, done and discount (8 + 3 · 4 bytes).
     assert buffer.num_frames == capacity + 50 + 6
-    assert buffer.frame_capacity == FrameReplayBuffer(capacity, shape).frame_capacity
+    assert buffer.nbytes == FrameReplayBuffer(capacity, shape).nbytes  # all allocated upfront
     other_bytes = buffer.nbytes - buffer.frames.nbytes
     assert other_bytes < capacity * (2 * STACK * 8 + 20) + 4096  # + the small n-step window
     assert full_bytes / buffer.nbytes > 6.5  # 8 frames per transition against 1 + slack
