@@ -70,6 +70,8 @@ class FrameReplayBuffer:
         frame_capacity: the number of frames the ring holds at first (an integer >= 1).
             Defaults to `None`, the rule above.
         seed: integer seed (or `numpy.random.Generator`) of the sampling. Defaults to `None`.
+        **transition_options: further keyword arguments of the transitions' buffer class
+            (`PrioritizedFrameReplayBuffer`'s priority settings); none here.
 
     Returns:
         An empty buffer; `sample(batch_size)` returns the dict of `ReplayBuffer.sample`.
@@ -357,11 +359,9 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         capacity: as in `FrameReplayBuffer`, like `observation_shape`, `action_shape`,
             `observation_dtype`, `action_dtype`, `num_envs`, `n_step`, `gamma`,
             `frame_capacity` and `seed`.
-        alpha: the priority exponent α >= 0; 0 is uniform replay. Defaults to 0.6.
-        beta: the initial importance-sampling exponent β_0 in [0, 1]. Defaults to 0.4.
-        beta_final: β after `beta_steps` calls to `sample`, in [0, 1]. Defaults to 1.0.
-        beta_steps: the number of `sample` calls over which β is annealed. Defaults to 100_000.
-        epsilon: the positive constant added to |δ|. Defaults to 1e-6.
+        **transition_options: the keyword arguments of `PrioritizedReplayBuffer`, with its
+            defaults: `alpha` (0.6), `beta` (0.4), `beta_final` (1.0), `beta_steps` (100_000)
+            and `epsilon` (1e-6).
 
     Returns:
         An empty buffer; `sample(batch_size, beta=None)` returns the dict of
@@ -383,42 +383,6 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
     """
 
     _transitions_class = PrioritizedReplayBuffer
-
-    def __init__(
-        self,
-        capacity: int,
-        observation_shape: tuple[int, ...],
-        action_shape: tuple[int, ...] = (),
-        observation_dtype: str = "uint8",
-        action_dtype: str = "int64",
-        num_envs: int = 1,
-        n_step: int = 1,
-        gamma: float = 0.99,
-        alpha: float = 0.6,
-        beta: float = 0.4,
-        beta_final: float = 1.0,
-        beta_steps: int = 100_000,
-        epsilon: float = 1e-6,
-        frame_capacity: int | None = None,
-        seed: Seed = None,
-    ) -> None:
-        super().__init__(
-            capacity,
-            observation_shape,
-            action_shape=action_shape,
-            observation_dtype=observation_dtype,
-            action_dtype=action_dtype,
-            num_envs=num_envs,
-            n_step=n_step,
-            gamma=gamma,
-            frame_capacity=frame_capacity,
-            seed=seed,
-            alpha=alpha,
-            beta=beta,
-            beta_final=beta_final,
-            beta_steps=beta_steps,
-            epsilon=epsilon,
-        )
 
     @property
     def beta_steps(self) -> int:

@@ -116,30 +116,12 @@ def test_stacks_equal_those_of_a_full_stack_buffer_across_episodes_and_wrap_arou
     padding, n_step, prioritized
 ):
     num_envs, capacity = 3, 45
+    classes = [FrameReplayBuffer, ReplayBuffer]
     if prioritized:
-        frames = PrioritizedFrameReplayBuffer(
-            capacity, (STACK, *FRAME), num_envs=num_envs, n_step=n_step, seed=1
-        )
-        full = PrioritizedReplayBuffer(
-            capacity,
-            (STACK, *FRAME),
-            observation_dtype="uint8",
-            num_envs=num_envs,
-            n_step=n_step,
-            seed=1,
-        )
-    else:
-        frames = FrameReplayBuffer(
-            capacity, (STACK, *FRAME), num_envs=num_envs, n_step=n_step, seed=1
-        )
-        full = ReplayBuffer(
-            capacity,
-            (STACK, *FRAME),
-            observation_dtype="uint8",
-            num_envs=num_envs,
-            n_step=n_step,
-            seed=1,
-        )
+        classes = [PrioritizedFrameReplayBuffer, PrioritizedReplayBuffer]
+    options = dict(num_envs=num_envs, n_step=n_step, seed=1)
+    frames = classes[0](capacity, (STACK, *FRAME), **options)
+    full = classes[1](capacity, (STACK, *FRAME), observation_dtype="uint8", **options)
     env = make_env(num_envs, padding)
     observations, ends = collect(env, [frames, full], 10)  # not yet full
     assert_batches_equal(frames.sample(len(full)), full.sample(len(full)))
