@@ -245,3 +245,45 @@ def test_dqn_frame_replay_option_forces_either_buffer():
     vector = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="frame_replay=True"):
         DQN(vector, frame_replay=True).learn(gym.make("CartPole-v1"), 10, verbose=0)
+
+
+# --------------------------------------------------------------- real Atari frames
+
+
+def assert_stores_exactly_what_full_stacks_store(env, shape, num_steps):
+    """Feeds `num_steps` random steps of `env` to both buffers; every transition agrees."""
+    options = dict(num_envs=env.num_envs, seed=0)
+    frames = FrameReplayBuffer(num_steps, shape, **options)
+    full = ReplayBuffer(num_steps, shape, observation_dtype="uint8", **options)
+    observations, _ = env.reset()  # envpool takes its seed in make
+    _, ends = collect(env, [frames, full], num_steps // 2, observations=observations)
+    assert ends.sum() >= 2  # episodes ended (truncated by the time limit at least)
+    assert frames.num_frames < len(full) + 2 * STACK * ends.sum() + 2 * STACK
+    assert_batches_equal(frames.sample(len(full)), full.sample(len(full)))
+
+
+def test_breakout_frame_stacks_are_rebuilt_exactly():
+    ale_py = pytest.importorskip("ale_py")
+    gym.register_envs(ale_py)
+    space = gym.spaces.Box(0, 255, (105, 80), np.uint8)
+
+    def factory():
+        env = gym.make("ALE/Breakout-v5", obs_type="grayscale", max_episode_steps=60)
+        env = gym.wrappers.TransformObservation(env, lambda frame: frame[::2, ::2], space)
+        return FrameStackObservation(env, STACK)
+
+    env = SyncVectorEnv([factory] * 2, autoreset_mode=AutoresetMode.SAME_STEP)
+    assert_stores_exactly_what_full_stacks_store(env, (STACK, 105, 80), 300)
+
+
+def test_envpool_frame_stacks_are_rebuilt_exactly():
+    envpool = pytest.importorskip("envpool")
+    env = envpool.make(
+        "Breakout-v5",
+        env_type="gymnasium",
+        num_envs=2,
+        stack_num=STACK,
+        max_episode_steps=240,
+        seed=0,
+    )
+    assert_stores_exactly_what_full_stacks_store(env, (STACK, 84, 84), 300)
