@@ -152,6 +152,8 @@ class FrameReplayBuffer:
     action_shape = property(lambda self: self.transitions.action_shape)
     action_dtype = property(lambda self: self.transitions.action_dtype)
     seed = property(lambda self: self.transitions.seed)
+    size = property(lambda self: self.transitions.size)
+    position = property(lambda self: self.transitions.position)
     is_full = property(lambda self: self.transitions.is_full, doc=ReplayBuffer.is_full.__doc__)
 
     @property
@@ -393,7 +395,15 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
     def beta_steps(self, value: int) -> None:
         self.transitions.beta_steps = check_int("beta_steps", value)
 
+    # The priority settings and state, read through.
     current_beta = property(lambda self: self.transitions.current_beta)
+    alpha = property(lambda self: self.transitions.alpha)
+    beta = property(lambda self: self.transitions.beta)
+    beta_final = property(lambda self: self.transitions.beta_final)
+    epsilon = property(lambda self: self.transitions.epsilon)
+    max_priority = property(lambda self: self.transitions.max_priority)
+    num_samples = property(lambda self: self.transitions.num_samples)
+    tree = property(lambda self: self.transitions.tree)
 
     def sample(self, batch_size: int, beta: float | None = None) -> Batch:
         """Draws `batch_size` transitions with probability P(i), as

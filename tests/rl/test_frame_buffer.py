@@ -135,6 +135,8 @@ def test_stacks_equal_those_of_a_full_stack_buffer_across_episodes_and_wrap_arou
     if prioritized:
         frames.update_priorities(batch["indices"], np.arange(len(full)))
         full.update_priorities(batch["indices"], np.arange(len(full)))
+        assert frames.max_priority == full.max_priority == len(full) - 1 + frames.epsilon
+        np.testing.assert_array_equal(frames.tree.nodes, full.tree.nodes)
         assert_batches_equal(frames.sample(16), full.sample(16))
 
 
