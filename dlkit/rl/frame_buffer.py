@@ -279,11 +279,16 @@ class FrameReplayBuffer:
 
     def _grow(self, extra: int) -> None:
         """Enlarges the ring by `extra` frames, moving the live ones to their new slots."""
-        old, size = self.frames, len(self.frames) + extra
-        self.frames = np.zeros((size, *old.shape[1:]), old.dtype)
-        for start in range(self._live_floor, self.num_frames, _GROW_CHUNK):
-            ids = np.arange(start, min(start + _GROW_CHUNK, self.num_frames))
-            self.frames[ids % size] = old[ids % len(old)]
+        old = self.frames
+        self.frames = np.zeros((len(old) + extra, *old.shape[1:]), old.dtype)
+        self._copy_frames(old, len(old), self._live_floor)
+
+    def _copy_frames(self, source: np.ndarray, source_capacity: int, start: int) -> None:
+        """Copies frames `start` .. `num_frames` − 1 from the ring `source` (of
+        `source_capacity` slots, `source` possibly its filled prefix) into `frames`."""
+        for first in range(start, self.num_frames, _GROW_CHUNK):
+            ids = np.arange(first, min(first + _GROW_CHUNK, self.num_frames))
+            self.frames[ids % len(self.frames)] = source[ids % source_capacity]
 
     # ---------------------------------------------------------------- sampling
 
@@ -323,28 +328,30 @@ class FrameReplayBuffer:
 
     def state(self) -> dict[str, np.ndarray]:
         """The buffer's whole state as arrays: the transitions' `state()` (frame indices as
-        observations) and the frames still referred to (`frames`, oldest first, from
-        `frames_start`). `restore` sets it back."""
-        start = self._smallest_live_id(np.empty(0, np.int64), writing=False)
-        ids = np.arange(start, self.num_frames)
+        observations), the ring of frames as it is (`frames`, its filled slots: a view, not a
+        copy, so a checkpoint holds each frame once and needs no second copy in memory) with
+        its size `frame_capacity`, and the oldest frame referred to (`frames_start`).
+        `restore` sets it back."""
         return {
             **self.transitions.state(),
-            "frames": self.frames[ids % len(self.frames)],
-            "frames_start": np.int64(start),
+            "frames": self.frames[: min(self.num_frames, len(self.frames))],
+            "frame_capacity": np.int64(len(self.frames)),
+            "frames_start": np.int64(self._smallest_live_id(np.empty(0, np.int64), False)),
             "num_frames": np.int64(self.num_frames),
             "last_ids": self._last_ids,
         }
 
     def restore(self, state) -> None:
         """Sets the state `state()` returned (a dict or an `.npz` file's arrays) into this
-        identically configured buffer; sampling then continues exactly as it would have."""
+        identically configured buffer (its ring grows to the saved one's size if smaller);
+        sampling then continues exactly as it would have."""
         self.transitions.restore(state)
-        frames = state["frames"]
-        if len(frames) > len(self.frames):
-            self.frames = np.zeros((len(frames), *self.observation_shape[1:]), frames.dtype)
+        frames, capacity = state["frames"], int(state["frame_capacity"])
+        if len(self.frames) < capacity:
+            self.frames = np.zeros((capacity, *self.observation_shape[1:]), self.frames.dtype)
         self._live_floor = int(state["frames_start"])
         self.num_frames = int(state["num_frames"])
-        self.frames[np.arange(self._live_floor, self.num_frames) % len(self.frames)] = frames
+        self._copy_frames(frames, capacity, self._live_floor)
         self._last_ids[...] = state["last_ids"]
 
     save = ReplayBuffer.save

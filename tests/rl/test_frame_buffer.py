@@ -163,7 +163,14 @@ def test_frame_ring_grows_when_short_episodes_outrun_it_and_stays_exact():
     full = ReplayBuffer(30, (STACK, *FRAME), observation_dtype="uint8", num_envs=2, seed=3)
     collect(make_env(2), [frames, full], 80)
     assert frames.frame_capacity > 30
-    assert_batches_equal(frames.sample(30), full.sample(30))
+    state, expected = frames.state(), full.sample(30)
+    assert_batches_equal(frames.sample(30), expected)
+    # Restored into a smaller ring (which grows to the saved size) or a larger one.
+    for frame_capacity in (12, 500):
+        restored = FrameReplayBuffer(30, (STACK, *FRAME), num_envs=2, frame_capacity=frame_capacity)
+        restored.restore(state)
+        assert restored.frame_capacity == max(frame_capacity, frames.frame_capacity)
+        assert_batches_equal(restored.sample(30), expected)
 
 
 def test_save_and_load_round_trip_continue_identically(tmp_path):
