@@ -232,6 +232,54 @@ def buffers() -> str:
     return table + "\n" + provenance(record)
 
 
+def replay_memory() -> str:
+    record = load("replay_memory")
+    results = record["results"]
+    rows = []
+    for name, label in (
+        ("FrameReplayBuffer", "`FrameReplayBuffer` (each frame once)"),
+        ("ReplayBuffer", "`ReplayBuffer`, full uint8 stacks"),
+    ):
+        entry = results[name]
+        rows.append(
+            [
+                label,
+                f"{entry['transitions']:,}",
+                f"{_number(entry['nbytes_per_transition'], 0)} / "
+                f"{_number(entry['rss_per_transition'], 0)}",
+                f"{_number(entry['extrapolated_1m_gib'], 2)} / "
+                f"{_number(entry['extrapolated_1m_rss_gib'], 2)}",
+                f"{_number(entry['sample_median_us'])} / {_number(entry['sample_median_cpu_us'])}",
+                _number(entry["sample_p90_us"]),
+                _rate(entry["add_per_s"]),
+            ]
+        )
+    table = _table(
+        [
+            "buffer",
+            "transitions held",
+            "bytes per transition: arrays / RSS growth",
+            "GiB at 1,000,000 (linear): arrays / RSS",
+            "`sample(32)` median µs: wall / CPU",
+            "p90 µs",
+            "`add`/s",
+        ],
+        ["---", "---:", "---:", "---:", "---:", "---:", "---:"],
+        rows,
+    )
+    targets, met = results["targets"], results["targets_met"]
+    summary = (
+        f"{results['memory_ratio']:.2f}× less memory per transition. Targets: ≤ "
+        f"{targets['memory_1m_gib']:g} GiB at 1,000,000 transitions: "
+        f"{'met' if met['memory'] else 'not met'}; `sample(32)` ≤ {targets['sample_us']:g} µs: "
+        f"{'met' if met['sample'] else 'not met'}. Stacks of "
+        f"{'×'.join(str(size) for size in results['observation_shape'])} uint8, "
+        f"episodes of {results['episode_lengths'][0]:,} to {results['episode_lengths'][1]:,} "
+        "steps. "
+    )
+    return table + "\n" + summary + provenance(record)
+
+
 # The order of the rows of an rl_cartpole table: the peer and dlkit at the zoo's settings (the
 # equal-settings headline), then SB3 and dlkit with dlkit's tuned values.
 _RUNNER_ORDER = [
@@ -343,6 +391,7 @@ TABLES = {
     "sequences": sequences,
     "generative": generative,
     "buffers": buffers,
+    "replay_memory": replay_memory,
     "rl_cartpole_dqn": lambda: rl_cartpole("dqn"),
     "rl_cartpole_ppo": lambda: rl_cartpole("ppo"),
 }

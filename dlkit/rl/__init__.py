@@ -21,6 +21,7 @@ from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from dlkit.rl.dqn import DQN, DQNConfig, build_q_network
 from dlkit.rl.envs import as_vector_env, make_vector_env
+from dlkit.rl.frame_buffer import FrameReplayBuffer, PrioritizedFrameReplayBuffer
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
 from dlkit.rl.policy_gradient import (
     A2C,
@@ -45,9 +46,11 @@ __all__ = [
     "Agent",
     "AgentConfig",
     "DQNConfig",
+    "FrameReplayBuffer",
     "GreedyAction",
     "PPOConfig",
     "PolicyGradientConfig",
+    "PrioritizedFrameReplayBuffer",
     "PrioritizedReplayBuffer",
     "QLearning",
     "REINFORCEConfig",

@@ -13,6 +13,7 @@ from dlkit.layers.noisy_dense import NoisyDense
 from dlkit.layers.q_heads import CategoricalQHead, DuelingHead
 from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
+from dlkit.rl.frame_buffer import FrameReplayBuffer, PrioritizedFrameReplayBuffer
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
 from dlkit.validation import (
     check_choice,
@@ -127,6 +128,10 @@ class DQNConfig(AgentConfig):
     """The initial importance-sampling exponent β in [0, 1] of prioritized replay."""
     n_step: int = 1
     """Environment steps per stored transition (n-step returns)."""
+    frame_replay: bool | None = None
+    """Replay that stores each frame of stacked-frame observations once (a `FrameReplayBuffer`,
+    about 1/7 of the memory at 84×84×4); None picks it when the environment's observations are
+    uint8 stacks of rank 3, (frame_stack, H, W)."""
     loss: str = "huber"
     """The TD loss: huber or mse."""
     exploration_fraction: float = 0.1
@@ -152,6 +157,8 @@ class DQNConfig(AgentConfig):
         self.tau = check_positive("tau", self.tau, maximum=1.0)
         self.double = bool(self.double)
         self.prioritized = bool(self.prioritized)
+        if self.frame_replay is not None:
+            self.frame_replay = bool(self.frame_replay)
         self.alpha = check_non_negative("alpha", self.alpha)
         for name in (
             "beta",
@@ -410,10 +417,26 @@ class DQN(Agent):
                 f"Received: action_space={space!r}"
             )
         self._check_observation_space(env, [("q_network", self.q_network)])
-        if self.buffer is None or self.buffer.num_envs != env.num_envs:
-            self._make_buffer(env.num_envs)
+        frames = self._frame_replay(env.single_observation_space)
+        if (
+            self.buffer is None
+            or self.buffer.num_envs != env.num_envs
+            or isinstance(self.buffer, FrameReplayBuffer) != frames
+        ):
+            self._make_buffer(env.num_envs, frames)
 
-    def _make_buffer(self, num_envs: int) -> None:
+    def _frame_replay(self, space) -> bool:
+        """Whether replay stores frames once: `frame_replay`, or when None, observations that
+        are uint8 frame stacks of rank 3."""
+        stacks = len(space.shape or ()) == 3 and np.dtype(space.dtype) == np.uint8
+        if self.frame_replay and not stacks:
+            raise ValueError(
+                "Expected uint8 observations of shape (frame_stack, height, width) with "
+                f"frame_replay=True. Received: observation_space={space!r}"
+            )
+        return stacks if self.frame_replay is None else self.frame_replay
+
+    def _make_buffer(self, num_envs: int, frames: bool = False) -> None:
         arguments = dict(
             capacity=max(self.buffer_size, num_envs),
             observation_shape=self._observation_shape,
@@ -423,11 +446,10 @@ class DQN(Agent):
             seed=int(self._rng.integers(2**31)),
         )
         if self.prioritized:
-            self.buffer = PrioritizedReplayBuffer(
-                **arguments, alpha=self.alpha, beta=self.beta, beta_steps=1
-            )
+            buffer_class = PrioritizedFrameReplayBuffer if frames else PrioritizedReplayBuffer
+            self.buffer = buffer_class(**arguments, alpha=self.alpha, beta=self.beta, beta_steps=1)
         else:
-            self.buffer = ReplayBuffer(**arguments)
+            self.buffer = (FrameReplayBuffer if frames else ReplayBuffer)(**arguments)
 
     def _on_run_start(self, env, resumed: bool):
         # The environments are about to be reset: pending n-step windows end here.
@@ -513,8 +535,9 @@ class DQN(Agent):
         return state
 
     def _restore_extra_state(self, state):
-        if self.buffer is None:
-            self._make_buffer(num_envs=state["buffer/window_actions"].shape[1])
+        frames = "buffer/frames" in state  # the checkpoint's buffer kind is the one restored
+        if self.buffer is None or isinstance(self.buffer, FrameReplayBuffer) != frames:
+            self._make_buffer(state["buffer/window_actions"].shape[1], frames)
         buffer_state = {
             key.split("/", 1)[1]: value for key, value in state.items() if key.startswith("buffer/")
         }
