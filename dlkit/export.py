@@ -294,8 +294,9 @@ def export_tf_agents_policy(
 
     Raises:
         ValueError: for a `policy` that is neither an agent nor a policy model, a `path` that
-            exists, a `train_step` that is not an integer, or `metadata` that is not a dict of
+            exists, a `train_step` that is not an integer, or `metadata` values that are not
             numbers by name.
+        TypeError: if `metadata` is not a dict.
         ImportError: if TensorFlow is not installed.
         ExportError: if the exporting subprocess fails.
 
