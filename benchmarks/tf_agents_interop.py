@@ -254,12 +254,7 @@ def load_with_tf_agents(request: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-        help="Keras backend that trains the agents (default: $KERAS_BACKEND or tensorflow).",
-    )
+    parser.add_argument("--backend", choices=BACKENDS, help="default: $KERAS_BACKEND or tensorflow")
     parser.add_argument(
         "--tf-agents-python",
         default=None,
@@ -278,9 +273,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.loader:
         print(json.dumps(load_with_tf_agents(json.loads(args.loader))))
         return
+    args.backend = args.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
     if os.environ.get("KERAS_BACKEND", args.backend) != args.backend:
         parser.error("Set KERAS_BACKEND to --backend (Keras reads it at import).")
-    os.environ["KERAS_BACKEND"] = args.backend
+    os.environ["KERAS_BACKEND"] = args.backend  # before dlkit imports Keras
     recorder = ResultRecorder(
         "tf_agents_interop",
         sys.argv,

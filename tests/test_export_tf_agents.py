@@ -8,6 +8,11 @@ real loader where tf-agents is installed.
 """
 
 import collections
+import importlib
+import importlib.util
+import json
+import pathlib
+import sys
 
 import gymnasium as gym
 import keras
@@ -188,3 +193,43 @@ def test_an_existing_path_is_rejected(tmp_path):
 def test_bad_counters_are_rejected(options, message, tmp_path):
     with pytest.raises((ValueError, TypeError), match=message):
         export_tf_agents_policy(dqn(), tmp_path / "policy", **options)
+
+
+# ---------------------------------------------------------------------------- the benchmark
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def interop_benchmark():
+    sys.path.insert(0, str(BENCHMARKS))  # the script imports its neighbour `_common`
+    try:
+        return importlib.import_module("tf_agents_interop")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_interop_benchmark_says_where_tf_agents_is_missing(monkeypatch, capsys):
+    if importlib.util.find_spec("tf_agents") is not None:
+        pytest.skip("tf-agents is installed here")
+    benchmark = interop_benchmark()
+    monkeypatch.delenv(benchmark.PYTHON_VARIABLE, raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    benchmark.main([])
+    result = json.loads(capsys.readouterr().out)
+    assert result["tf_agents"]["installed"] is False and "policies" not in result
+    assert "--tf-agents-python" in result["tf_agents"]["reason"]
+
+
+def test_stored_interop_results_back_the_docs():
+    """docs/pages/deploy-and-scale.md quotes these: every backend, both policies, all actions
+    equal, the train step and the episode return the same under TF-Agents' loader."""
+    record = json.loads((BENCHMARKS / "results" / "tf_agents_interop.json").read_text())
+    assert [result["backend"] for result in record["results"]] == ["tensorflow", "jax", "torch"]
+    for result in record["results"]:
+        assert result["tf_agents"]["installed"] and result["tf_agents"]["versions"]["tf-agents"]
+        assert [p["action_space"] for p in result["policies"]] == ["discrete", "box"]
+        for entry in result["policies"]:
+            assert entry["loaded"] and entry["train_step_matches"]
+            assert entry["matching_actions"] == entry["num_observations"] == 500
+            assert entry["max_abs_difference"] < 1e-7
+            assert abs(entry["episode_return_tf_agents"] - entry["episode_return_dlkit"]) < 1e-3
