@@ -304,8 +304,8 @@ def export_tf_agents_policy(
 
         >>> export_tf_agents_policy(agent, "runs/dqn/tf_agents_policy")  # doctest: +SKIP
         >>> # where tf-agents is installed:
-        >>> from tf_agents.policies.py_tf_eager_policy import SavedModelPyTFEagerPolicy
-        >>> policy = SavedModelPyTFEagerPolicy(  # doctest: +SKIP
+        >>> from tf_agents.policies import py_tf_eager_policy  # doctest: +SKIP
+        >>> policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(  # doctest: +SKIP
         ...     "runs/dqn/tf_agents_policy", load_specs_from_pbtxt=True
         ... )
         >>> action = policy.action(time_step).action  # doctest: +SKIP
