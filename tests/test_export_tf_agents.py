@@ -26,7 +26,15 @@ from dlkit.export import (
     _tf_agents_specs,
     export_tf_agents_policy,
 )
-from dlkit.rl import A2C, DQN, PPO, REINFORCE, build_actor_critic, build_q_network
+from dlkit.rl import (
+    A2C,
+    DQN,
+    PPO,
+    REINFORCE,
+    GreedyAction,
+    build_actor_critic,
+    build_q_network,
+)
 
 # TF-Agents' classes, matched by type name and fields (not imported from dlkit.export).
 TimeStep = collections.namedtuple("TimeStep", ("step_type", "reward", "discount", "observation"))
@@ -163,7 +171,25 @@ def test_policy_model_exports_without_counters(tmp_path):
     policy = tf.saved_model.load(str(path))
     assert int(policy.get_train_step()) == 5 and policy.get_metadata() == {}
     path = export_tf_agents_policy(agent.policy_model(), tmp_path / "default")
-    assert int(tf.saved_model.load(str(path)).get_train_step()) == -1  # TF-Agents' default
+    loaded = tf.saved_model.load(str(path))
+    assert int(loaded.get_train_step()) == -1  # TF-Agents' default
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="in-process export is fast")
+def test_uint8_frames_are_the_observation_spec(tmp_path):
+    import tensorflow as tf
+
+    frames = keras.Input((2, 6, 6), dtype="uint8", name="observations")  # raw frame stacks
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(frames))
+    policy = keras.Model(frames, GreedyAction("argmax")(keras.layers.Dense(3)(x)))
+    path = export_tf_agents_policy(policy, tmp_path / "policy")
+    observation = decoded_specs(path)["collect_data_spec"].observation
+    assert (observation.shape, observation.dtype) == ((2, 6, 6), tf.uint8)
+    batch = np.random.default_rng(0).integers(0, 256, (4, 2, 6, 6), dtype=np.uint8)
+    time_step = TimeStep(tf.zeros(4, tf.int32), tf.zeros(4), tf.ones(4), tf.constant(batch))
+    loaded = tf.saved_model.load(str(path))  # a reference keeps its variables alive
+    actions = loaded.action(time_step).action.numpy()
+    np.testing.assert_array_equal(actions, keras.ops.convert_to_numpy(policy(batch)))
 
 
 # ---------------------------------------------------------------------------- bad input
