@@ -48,7 +48,7 @@ PUBLIC_API = {
         "text_to_tokens",
         "tokens_to_text",
     ],
-    "dlkit.export": ["FORMATS", "ExportError", "export", "verify"],
+    "dlkit.export": ["FORMATS", "ExportError", "export", "export_tf_agents_policy", "verify"],
     "dlkit.layers": [
         "LSTM",
         "AdditiveScore",
