@@ -6,7 +6,10 @@ agents `REINFORCE` and `A2C`; and `PPO`, for discrete and Gaussian policies. Eac
 `learn(env, total_timesteps)` on gymnasium vector environments (`make_vector_env`) and exports
 its deterministic policy with `policy_model()`. Each agent's hyperparameters are one config
 dataclass (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `PPOConfig`, extending `AgentConfig`
-and `PolicyGradientConfig`), which the agent takes as `config=` or as keyword arguments.
+and `PolicyGradientConfig`), which the agent takes as `config=` or as keyword arguments. Every
+deep agent can normalise observations and scale rewards by running statistics
+(`normalize_observations`, `normalize_rewards`; ``RunningMeanStd``, ``RewardScaler`` and
+``ObservationNormalization``).
 
 Tabular agents: ``QLearning`` and ``SARSA`` for discrete gymnasium environments, and
 ``evaluate``, which plays greedy episodes with any agent.
@@ -21,6 +24,7 @@ from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from dlkit.rl.dqn import DQN, DQNConfig, build_q_network
 from dlkit.rl.envs import as_vector_env, make_vector_env
+from dlkit.rl.normalization import ObservationNormalization, RewardScaler, RunningMeanStd
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
 from dlkit.rl.policy_gradient import (
     A2C,
@@ -46,13 +50,16 @@ __all__ = [
     "AgentConfig",
     "DQNConfig",
     "GreedyAction",
+    "ObservationNormalization",
     "PPOConfig",
     "PolicyGradientConfig",
     "PrioritizedReplayBuffer",
     "QLearning",
     "REINFORCEConfig",
     "ReplayBuffer",
+    "RewardScaler",
     "RolloutBuffer",
+    "RunningMeanStd",
     "SumTree",
     "as_vector_env",
     "build_actor_critic",
