@@ -6,10 +6,7 @@ agents `REINFORCE` and `A2C`; and `PPO`, for discrete and Gaussian policies. Eac
 `learn(env, total_timesteps)` on gymnasium vector environments (`make_vector_env`) and exports
 its deterministic policy with `policy_model()`. Each agent's hyperparameters are one config
 dataclass (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `PPOConfig`, extending `AgentConfig`
-and `PolicyGradientConfig`), which the agent takes as `config=` or as keyword arguments. Every
-deep agent can normalise observations and scale rewards by running statistics
-(`normalize_observations`, `normalize_rewards`; ``RunningMeanStd``, ``RewardScaler`` and
-``ObservationNormalization``).
+and `PolicyGradientConfig`), which the agent takes as `config=` or as keyword arguments.
 
 Tabular agents: ``QLearning`` and ``SARSA`` for discrete gymnasium environments, and
 ``evaluate``, which plays greedy episodes with any agent.
