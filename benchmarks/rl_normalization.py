@@ -45,7 +45,7 @@ HALFCHEETAH = {
 # Environment copies per agent kind.
 HALFCHEETAH_NUM_ENVS = {"ppo": 1, "a2c": 4}
 HALFCHEETAH_ENV = "HalfCheetah-v5"
-HALFCHEETAH_TIMESTEPS = 20_000
+HALFCHEETAH_TIMESTEPS = 30_000
 NORMALIZATION = {"on": dict(normalize_observations=True, normalize_rewards=True), "off": {}}
 
 
