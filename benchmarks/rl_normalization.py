@@ -1,8 +1,10 @@
 """What running normalisation (`normalize_observations`, `normalize_rewards`) does to learning.
 
 For each workload and seed the script trains one agent from scratch with and without the
-agent's normalisation and evaluates its deterministic policy before training (the untrained
-policy) and at the end, on the same episodes (`Agent.evaluate`, seeds 10,000 on). Workloads:
+agent's normalisation (``--settings``: ``on`` both switches, ``observations`` only
+``normalize_observations``, ``off`` neither) and evaluates its deterministic policy before
+training (the untrained policy) and at the end, on the same episodes (`Agent.evaluate`, seeds
+10,000 on). Workloads:
 
 - ``halfcheetah_ppo``, ``halfcheetah_a2c``: PPO and A2C with a Gaussian policy on MuJoCo's
   HalfCheetah-v5 (the ``mujoco`` extra), settings ``HALFCHEETAH`` (those of the slow tests in
@@ -46,7 +48,11 @@ HALFCHEETAH = {
 HALFCHEETAH_NUM_ENVS = {"ppo": 1, "a2c": 4}
 HALFCHEETAH_ENV = "HalfCheetah-v5"
 HALFCHEETAH_TIMESTEPS = 30_000
-NORMALIZATION = {"on": dict(normalize_observations=True, normalize_rewards=True), "off": {}}
+NORMALIZATION = {
+    "on": dict(normalize_observations=True, normalize_rewards=True),
+    "observations": dict(normalize_observations=True),
+    "off": {},
+}
 
 
 def halfcheetah_agent(kind: str, env, seed: int, **overrides):

@@ -15,7 +15,8 @@ run, and a callback that sets `agent.stop_training = True` ends it.
 
 Checkpoints (`checkpoint_dir`): one `.npz` file, written atomically (a crash while writing
 leaves the previous checkpoint intact), holding the agent's and the optimizer's variables, the
-replay buffer, the NumPy generator and every counter. `learn` called with a directory that holds
+replay buffer, the NumPy generator, every counter and the running statistics of the
+normalisation (`dlkit.rl.normalization`). `learn` called with a directory that holds
 a checkpoint restores it and finishes that run; when that run had finished, it trains on as a new
 run that extends it. The environments' own states are not saved: the episodes running at the
 checkpoint restart from a reset.
@@ -232,7 +233,8 @@ class Agent(keras.Model):
     Subclasses name their `config_class` (a subclass of `AgentConfig`) and define
     `act(observations, explore)`, `_make_optimizer()`, `_setup_run(env)`,
     `_on_run_start(env, resumed)` and `_collect_and_train(env)`, which steps the environment
-    at least once through `_step_env` and trains.
+    at least once through `_step_env` and trains; once `_observation_shape` is set, their
+    `__init__` calls `_build_normalization(network)`.
 
     The agent's hyperparameters are `config`, a `config_class` built from the `config`
     argument and the keyword arguments that name its fields (which override that argument's
@@ -274,6 +276,10 @@ class Agent(keras.Model):
         self._run_extends = False
         self._iteration_stop = 0
         self._acting: dict = {}
+        # Made by `_build_normalization` when the config asks for them.
+        self.observation_normalization = None
+        self._observation_statistics = None
+        self._reward_scaler = None
 
     def get_config(self):
         config = super().get_config()
@@ -336,9 +342,6 @@ class Agent(keras.Model):
         `observation_normalization` layer holds a float32 copy of those of observations (made
         after each iteration), which `act`, `evaluate` and `policy_model` use.
         """
-        self.observation_normalization = None
-        self._observation_statistics = None
-        self._reward_scaler = None
         if self.normalize_observations:
             self._check_vector_observations(
                 self._observation_shape, network.inputs[0].dtype, f"{network.name}'s input"
