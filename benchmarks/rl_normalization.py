@@ -79,11 +79,13 @@ def run_halfcheetah(kind: str, seed: int, setting: str, timesteps: int, episodes
     wall, cpu = time.perf_counter(), time.process_time()
     agent.learn(env, timesteps, verbose=0)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # NaN where the run finished no episode.
+    returns = np.array(agent.episode_returns or [np.nan])
     return {
         "untrained_return": round(untrained, 1),
         "final_return": round(agent.evaluate(eval_env, episodes, seed=10_000), 1),
-        "training_return_first": round(agent.episode_returns[0], 1),
-        "training_return_last_5": round(float(np.mean(agent.episode_returns[-5:])), 1),
+        "training_return_first": round(float(returns[0]), 1),
+        "training_return_last_5": round(float(returns[-5:].mean()), 1),
         "timesteps": agent.num_timesteps,
         "train_wall_s": round(wall, 1),
         "train_cpu_s": round(cpu, 1),
@@ -138,7 +140,10 @@ def main() -> None:
     recorder = ResultRecorder("rl_normalization", sys.argv, {**vars(arguments), "backend": backend})
     pinning = pin_backend(backend)
     results: dict = {"backend": backend, "workload": arguments.workload, "pinning": pinning}
+    working_directory = os.getcwd()
     with tempfile.TemporaryDirectory() as directory:
+        # MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory.
+        os.chdir(directory)
         for setting in arguments.settings:
             for seed in arguments.seeds:
                 if arguments.workload == "pendulum":
@@ -149,6 +154,7 @@ def main() -> None:
                     run = run_halfcheetah(kind, seed, setting, timesteps, arguments.episodes)
                 results.setdefault(setting, {})[str(seed)] = run
                 print(json.dumps({"setting": setting, "seed": seed, **run}), file=sys.stderr)
+        os.chdir(working_directory)
     print(json.dumps(results))
     if arguments.save is not None:
         name = f"rl_normalization_{arguments.workload}.json"

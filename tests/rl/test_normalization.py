@@ -246,7 +246,8 @@ def test_normalized_policy_exports_with_parity(tmp_path):
 
 
 @pytest.mark.parametrize("cls", [PPO, A2C], ids=lambda cls: cls.__name__)
-def test_gaussian_agents_run_on_halfcheetah_with_normalization(cls):
+def test_gaussian_agents_run_on_halfcheetah_with_normalization(cls, in_tmp_dir):
+    # in_tmp_dir: MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory.
     pytest.importorskip("mujoco")
     env = make_vector_env("HalfCheetah-v5", 2)
     agent = make_policy_gradient(cls, env, hidden_units=(16,))
@@ -280,7 +281,7 @@ def load_benchmark():
     keras.backend.backend() != "torch",
     reason="held on PyTorch (about 12 s of CPU); every backend runs the plumbing test above",
 )
-def test_ppo_learns_halfcheetah_with_normalization():
+def test_ppo_learns_halfcheetah_with_normalization(in_tmp_dir):
     pytest.importorskip("mujoco")
     benchmark = load_benchmark()
     # The benchmark's run of seed 0, step for step.
