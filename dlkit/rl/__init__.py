@@ -22,6 +22,7 @@ from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from dlkit.rl.dqn import DQN, DQNConfig, build_q_network
 from dlkit.rl.envs import as_vector_env, make_vector_env
 from dlkit.rl.frame_buffer import FrameReplayBuffer, PrioritizedFrameReplayBuffer
+from dlkit.rl.normalization import ObservationNormalization, RewardScaler, RunningMeanStd
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
 from dlkit.rl.policy_gradient import (
     A2C,
@@ -48,6 +49,7 @@ __all__ = [
     "DQNConfig",
     "FrameReplayBuffer",
     "GreedyAction",
+    "ObservationNormalization",
     "PPOConfig",
     "PolicyGradientConfig",
     "PrioritizedFrameReplayBuffer",
@@ -55,7 +57,9 @@ __all__ = [
     "QLearning",
     "REINFORCEConfig",
     "ReplayBuffer",
+    "RewardScaler",
     "RolloutBuffer",
+    "RunningMeanStd",
     "SumTree",
     "as_vector_env",
     "build_actor_critic",

@@ -15,7 +15,8 @@ run, and a callback that sets `agent.stop_training = True` ends it.
 
 Checkpoints (`checkpoint_dir`): one `.npz` file, written atomically (a crash while writing
 leaves the previous checkpoint intact), holding the agent's and the optimizer's variables, the
-replay buffer, the NumPy generator and every counter. `learn` called with a directory that holds
+replay buffer, the NumPy generator, every counter and the running statistics of the
+normalisation (`dlkit.rl.normalization`). `learn` called with a directory that holds
 a checkpoint restores it and finishes that run; when that run had finished, it trains on as a new
 run that extends it. The environments' own states are not saved: the episodes running at the
 checkpoint restart from a reset.
@@ -35,6 +36,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from dlkit.rl import normalization
 from dlkit.rl.envs import as_vector_env, failing_env_index, final_observations
 from dlkit.rl.saving import generator_from_json, generator_to_json
 from dlkit.validation import (
@@ -72,6 +74,19 @@ class AgentConfig:
     seed: int | None = None
     """Seeds the agent's random draws (exploration or action sampling, replay or minibatch
     sampling) and the environments' resets; None for a fresh seed."""
+    normalize_observations: bool = False
+    """Standardise vector observations by running statistics updated during `learn`,
+    clip((x − mean) / sqrt(var + ε), ±observation_clip), as SB3's VecNormalize
+    (`dlkit.rl.normalization`); not for images, which the network scales."""
+    normalize_rewards: bool = False
+    """Divide the rewards the agent learns from by the running standard deviation of the
+    discounted return, clipped to ±reward_clip; logged and evaluated returns stay true."""
+    observation_clip: float = normalization.CLIP
+    """The bound of normalised observations, > 0."""
+    reward_clip: float = normalization.CLIP
+    """The bound of scaled rewards, > 0."""
+    normalization_epsilon: float = normalization.EPSILON
+    """ε under the square roots of the normalisation, > 0."""
 
     def __post_init__(self) -> None:
         self.learning_rate = check_positive("learning_rate", self.learning_rate)
@@ -80,6 +95,13 @@ class AgentConfig:
             self.max_grad_norm = check_positive("max_grad_norm", self.max_grad_norm)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, type(None))):
             raise TypeError(f"Expected `seed` to be an int or None. Received: seed={self.seed!r}")
+        self.normalize_observations = bool(self.normalize_observations)
+        self.normalize_rewards = bool(self.normalize_rewards)
+        self.observation_clip = check_positive("observation_clip", self.observation_clip)
+        self.reward_clip = check_positive("reward_clip", self.reward_clip)
+        self.normalization_epsilon = check_positive(
+            "normalization_epsilon", self.normalization_epsilon
+        )
 
 
 def resolve_config(config_class: type, config: object, overrides: dict):
@@ -211,7 +233,8 @@ class Agent(keras.Model):
     Subclasses name their `config_class` (a subclass of `AgentConfig`) and define
     `act(observations, explore)`, `_make_optimizer()`, `_setup_run(env)`,
     `_on_run_start(env, resumed)` and `_collect_and_train(env)`, which steps the environment
-    at least once through `_step_env` and trains.
+    at least once through `_step_env` and trains; once `_observation_shape` is set, their
+    `__init__` calls `_build_normalization(network)`.
 
     The agent's hyperparameters are `config`, a `config_class` built from the `config`
     argument and the keyword arguments that name its fields (which override that argument's
@@ -253,6 +276,10 @@ class Agent(keras.Model):
         self._run_extends = False
         self._iteration_stop = 0
         self._acting: dict = {}
+        # Made by `_build_normalization` when the config asks for them.
+        self.observation_normalization = None
+        self._observation_statistics = None
+        self._reward_scaler = None
 
     def get_config(self):
         config = super().get_config()
@@ -279,6 +306,9 @@ class Agent(keras.Model):
                 f"Expected observations of shape {self._observation_shape} or (batch, "
                 f"*{self._observation_shape}). Received: observations.shape={observations.shape}"
             )
+        if self.observation_normalization is not None:
+            # Frozen: the statistics of the last `learn` iteration, as the exported policy's.
+            observations = self.observation_normalization.standardize(observations)
         return observations, single
 
     def policy_model(self) -> keras.Model:
@@ -286,17 +316,117 @@ class Agent(keras.Model):
 
         It shares the agent's weights, needs nothing of dlkit.rl to run, and is what
         `dlkit.export` turns into a SavedModel or ONNX file: its output equals
-        `act(observations, explore=False)`.
+        `act(observations, explore=False)`. With `normalize_observations` it starts with the
+        agent's `ObservationNormalization` layer, so it takes raw observations.
         """
         network, head = self._policy_network_and_head()
         inputs = keras.Input(self._observation_shape, name="observations")
-        return keras.Model(inputs, head(network(inputs, training=False)), name="policy")
+        x = inputs
+        if self.observation_normalization is not None:
+            x = self.observation_normalization(inputs)
+        return keras.Model(inputs, head(network(x, training=False)), name="policy")
 
     def evaluate(self, env, episodes: int = 10, seed: int = 0) -> float:
         """Mean return of `episodes` deterministic episodes on `env` (a vector env is faster)."""
         vector_env = env if hasattr(env, "num_envs") else as_vector_env(env)
         returns = evaluate_vector(lambda x: self.act(x, explore=False), vector_env, episodes, seed)
         return float(np.mean(returns))
+
+    # ------------------------------------------------------------------ normalisation
+
+    def _build_normalization(self, network: keras.Model) -> None:
+        """Creates the running statistics of observations and returns the config asks for.
+
+        A subclass calls it once `_observation_shape` is set, with the network observations
+        enter. The statistics are updated by `_step_env` during `learn` only; the
+        `observation_normalization` layer holds a float32 copy of those of observations (made
+        after each iteration), which `act`, `evaluate` and `policy_model` use.
+        """
+        if self.normalize_observations:
+            self._check_vector_observations(
+                self._observation_shape, network.inputs[0].dtype, f"{network.name}'s input"
+            )
+            self._observation_statistics = normalization.RunningMeanStd(self._observation_shape)
+            self.observation_normalization = normalization.ObservationNormalization(
+                self.normalization_epsilon, self.observation_clip, name="observation_normalization"
+            )
+            self.observation_normalization.build((None, *self._observation_shape))
+        if self.normalize_rewards:
+            self._reward_scaler = normalization.RewardScaler(
+                1, self.gamma, self.normalization_epsilon, self.reward_clip
+            )
+
+    def _check_vector_observations(self, shape, dtype, source: str) -> None:
+        shape = tuple(shape or ())
+        image = len(shape) == 3 or (np.dtype(dtype) == np.uint8 and len(shape) >= 2)
+        if self.normalize_observations and image:
+            raise ValueError(
+                "Expected vector observations with `normalize_observations=True`: image "
+                "observations are scaled by 1/255 inside the network instead. Received: "
+                f"normalize_observations=True with {source} of shape {shape} and dtype "
+                f"{np.dtype(dtype).name}. Build the agent with normalize_observations=False."
+            )
+
+    def _standardize(self, observations) -> np.ndarray:
+        statistics = self._observation_statistics
+        return normalization.standardize(
+            observations,
+            statistics.mean,
+            statistics.var,
+            self.normalization_epsilon,
+            self.observation_clip,
+        )
+
+    def _normalize_step(self, observations, rewards, dones, reached):
+        """Updates the running statistics with a step; returns what the agent learns from."""
+        if self._observation_statistics is not None:
+            self._observation_statistics.update(observations)
+            same = reached is observations
+            observations = self._standardize(observations)
+            reached = observations if same else self._standardize(reached)
+        if self._reward_scaler is not None:
+            rewards = self._reward_scaler.scale(rewards, dones)
+        return observations, rewards, reached
+
+    def _sync_normalization(self) -> None:
+        """Copies the running observation statistics into `observation_normalization`."""
+        if self.observation_normalization is not None:
+            self.observation_normalization.set_statistics(self._observation_statistics)
+
+    def _running_statistics(self) -> dict:
+        """The agent's `RunningMeanStd`s by checkpoint name."""
+        statistics = {}
+        if self._observation_statistics is not None:
+            statistics["observations"] = self._observation_statistics
+        if self._reward_scaler is not None:
+            statistics["returns"] = self._reward_scaler.statistics
+        return statistics
+
+    def _read_running_statistics(self, state, path) -> dict:
+        """Checked copies of the running statistics a checkpoint holds, by name."""
+        saved = {key.split("/")[1] for key in state.files if key.startswith("normalization/")}
+        restored = {}
+        for name, current in self._running_statistics().items():
+            if name not in saved:
+                raise ValueError(
+                    f"Expected the checkpoint to hold the {name} normalisation statistics of "
+                    f"this agent. Received: path={str(path)!r} without them (written by an "
+                    "agent built without that normalisation)"
+                )
+            copy = normalization.RunningMeanStd(current.shape)
+            copy.restore(
+                {key: state[f"normalization/{name}/{key}"] for key in ("mean", "var", "count")},
+                f"normalization/{name}",
+                path,
+            )
+            restored[name] = copy
+        for name in sorted(saved - set(restored)):
+            raise ValueError(
+                f"Expected a checkpoint without {name} normalisation statistics, like this "
+                f"agent. Received: path={str(path)!r} holding them: build the agent with the "
+                "normalisation it was trained with"
+            )
+        return restored
 
     # ------------------------------------------------------------------ learning
 
@@ -340,6 +470,10 @@ class Agent(keras.Model):
             self._episode_length[index] = 0
         self.num_timesteps += env.num_envs
         reached = final_observations(observations, infos)
+        # Normalisation last: the episode records above keep the environment's true rewards.
+        observations, rewards, reached = self._normalize_step(
+            observations, rewards, terminated | truncated, reached
+        )
         return observations, rewards, terminated, truncated, reached
 
     def _reset_env(self, env):
@@ -347,6 +481,10 @@ class Agent(keras.Model):
         observations, _ = env.reset(seed=seeds)
         self._episode_return = np.zeros(env.num_envs, np.float32)
         self._episode_length = np.zeros(env.num_envs, np.int64)
+        if self._reward_scaler is not None:
+            self._reward_scaler.reset(env.num_envs)
+        if self._observation_statistics is not None:
+            observations = self._standardize(observations)
         return observations
 
     def _train_batches(self, x, y) -> dict:
@@ -408,6 +546,8 @@ class Agent(keras.Model):
         if eval_env is not None:
             eval_env = eval_env if hasattr(eval_env, "num_envs") else as_vector_env(eval_env)
         self._setup_run(env)
+        space = env.single_observation_space
+        self._check_vector_observations(space.shape, space.dtype, "the environment's observations")
         self._ensure_optimizer()
         checkpoint = Path(checkpoint_dir) / _CHECKPOINT_NAME if checkpoint_dir else None
         resumed = checkpoint is not None and checkpoint.exists()
@@ -449,6 +589,7 @@ class Agent(keras.Model):
                 next_checkpoint if checkpoint is not None else self._run_target,
             )
             train_logs = self._collect_and_train(env)
+            self._sync_normalization()
             seconds = time.perf_counter() - start_time
             logs = {
                 "timesteps": self.num_timesteps,
@@ -532,6 +673,11 @@ class Agent(keras.Model):
             episode_lengths=np.asarray(self.episode_lengths, np.int64),
             **arrays,
             **{f"extra/{key}": value for key, value in self._extra_state().items()},
+            **{
+                f"normalization/{name}/{key}": value
+                for name, statistics in self._running_statistics().items()
+                for key, value in statistics.state().items()
+            },
         )
         os.replace(temporary, path)
         return str(path)
@@ -573,8 +719,14 @@ class Agent(keras.Model):
                         f"Expected variable {variable.path!r} of shape {tuple(variable.shape)}. "
                         f"Received: path={str(path)!r} holding shape {value.shape}"
                     )
+            running_statistics = self._read_running_statistics(state, path)
             for value, variable in zip(values, variables):
                 variable.assign(value)
+            if "observations" in running_statistics:
+                self._observation_statistics = running_statistics["observations"]
+            if "returns" in running_statistics:
+                self._reward_scaler.statistics = running_statistics["returns"]
+            self._sync_normalization()
             self.num_timesteps = counters["num_timesteps"]
             self.num_episodes = counters["num_episodes"]
             self.num_updates = counters["num_updates"]

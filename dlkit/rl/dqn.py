@@ -274,6 +274,7 @@ class DQN(Agent):
         self._td_errors = self.add_weight(
             shape=(self.batch_size,), initializer="zeros", trainable=False, name="td_errors"
         )
+        self._build_normalization(q_network)
         self.built = True
         self.buffer = None
 
@@ -384,6 +385,11 @@ class DQN(Agent):
             An int for one observation, else an int64 array (B,).
         """
         batch, single = self._batched(observations)
+        actions = self._actions(batch, explore)
+        return int(actions[0]) if single else actions
+
+    def _actions(self, batch: np.ndarray, explore: bool) -> np.ndarray:
+        """`act` of a batch the agent already normalised, int64 (B,)."""
         random = np.zeros(len(batch), bool)
         if explore and not self.noisy:
             random = self._rng.random(len(batch)) < self.epsilon
@@ -395,7 +401,7 @@ class DQN(Agent):
             actions = self._numpy_q_values(network(batch)).argmax(axis=-1).astype(np.int64)
         if random.any():
             actions[random] = self._rng.integers(self.num_actions, size=int(random.sum()))
-        return int(actions[0]) if single else actions
+        return actions
 
     # ------------------------------------------------------------------ learning
 
@@ -465,7 +471,7 @@ class DQN(Agent):
         stop = min(self._iteration_stop, self.num_timesteps + max(self.train_frequency, 1_000))
         losses = []
         while self.num_timesteps < stop:
-            actions = self.act(self._observations, explore=True)
+            actions = self._actions(self._observations, explore=True)
             before = self.num_timesteps
             observations, rewards, terminated, truncated, reached = self._step_env(env, actions)
             self.buffer.add(self._observations, actions, rewards, reached, terminated, truncated)

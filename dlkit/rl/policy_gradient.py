@@ -225,6 +225,7 @@ class ActorCritic(Agent):
         # Actor and critic in one functional model: one compiled call per environment step.
         inputs = keras.Input(self._observation_shape, name="observations")
         self._acting_model = keras.Model(inputs, [actor(inputs), critic(inputs)], name="acting")
+        self._build_normalization(actor)
         self.built = True
 
     # ------------------------------------------------------------------ distribution
@@ -326,7 +327,10 @@ class ActorCritic(Agent):
 
     def value(self, observations) -> np.ndarray:
         """The critic's V(s) of a batch of observations, (B,)."""
-        batch, _ = self._batched(observations)
+        return self._values(self._batched(observations)[0])
+
+    def _values(self, batch) -> np.ndarray:
+        """`value` of a batch the agent already normalised."""
         return self._compiled(self._acting_model)(batch)[1][:, 0]
 
     # ------------------------------------------------------------------ learning
@@ -352,7 +356,7 @@ class ActorCritic(Agent):
             return None
         # V of every copy, one batch of the rollout's shape: a compiled acting function then
         # serves it without compiling again for each count of truncated copies.
-        return np.where(cut, self.value(reached), 0.0).astype(np.float32)
+        return np.where(cut, self._values(reached), 0.0).astype(np.float32)
 
     def get_config(self):
         config = super().get_config()
@@ -432,7 +436,7 @@ class RolloutAgent(ActorCritic):
                 truncation_values=self._truncation_values(truncated, terminated, reached),
             )
             self._observations = observations
-        self.rollout.compute_returns_and_advantages(self.value(self._observations))
+        self.rollout.compute_returns_and_advantages(self._values(self._observations))
 
     @staticmethod
     def _targets(batch, normalize: bool) -> dict:

@@ -131,6 +131,10 @@ def snapshot(agent):
             list(agent.episode_lengths),
         ),
         "rng": agent._rng.bit_generator.state,
+        # The running statistics of `normalize_observations` and `normalize_rewards`.
+        "normalization": {
+            name: statistics.state() for name, statistics in agent._running_statistics().items()
+        },
     }
     if getattr(agent, "buffer", None) is not None:
         state["buffer"] = {k: np.array(v, copy=True) for k, v in agent.buffer.state().items()}
@@ -480,6 +484,10 @@ def assert_restored(restored, recorded, num_envs):
     assert restored["counters"] == recorded["counters"]
     for name in ("buffer_rng", "rollout_rng"):
         assert restored.get(name) == recorded.get(name)
+    assert restored["normalization"].keys() == recorded["normalization"].keys()
+    for name, statistics in recorded["normalization"].items():
+        for key, value in statistics.items():
+            np.testing.assert_array_equal(restored["normalization"][name][key], value)
     if "buffer" in recorded:
         assert restored["buffer"].keys() == recorded["buffer"].keys()
         for key, value in recorded["buffer"].items():
@@ -502,15 +510,23 @@ def check_checkpoint_file(path, recorded, class_name):
         assert generator_from_json(str(saved["rng_state"])).bit_generator.state == recorded["rng"]
 
 
-def test_dqn_resumes_its_checkpoint_exactly(tmp_path):
+# Both normalisations on: their running statistics resume exactly too.
+NORMALIZATION = {
+    "plain": {},
+    "normalized": dict(normalize_observations=True, normalize_rewards=True),
+}
+
+
+@pytest.mark.parametrize("normalization", sorted(NORMALIZATION))
+def test_dqn_resumes_its_checkpoint_exactly(normalization, tmp_path):
     env = gym.make("CartPole-v1")
-    first = make_dqn()
+    first = make_dqn(**NORMALIZATION[normalization])
     learn_until_crash(first, env, 400, 200, tmp_path, 100)
     assert first.num_timesteps == 200 and first.num_updates > 0
     recorded = snapshot(first)
     check_checkpoint_file(tmp_path / "checkpoint.npz", recorded, "DQN")
 
-    second = make_dqn()
+    second = make_dqn(**NORMALIZATION[normalization])
     spy = Snapshot()
     # The checkpoint's run wins over this call's budget.
     second.learn(env, 1_000, callbacks=[spy], checkpoint_dir=tmp_path, verbose=0)
@@ -521,15 +537,17 @@ def test_dqn_resumes_its_checkpoint_exactly(tmp_path):
         assert json.loads(str(saved["counters"]))["num_timesteps"] == 400
 
 
-def test_ppo_resumes_its_checkpoint_exactly(tmp_path):
+@pytest.mark.parametrize("normalization", sorted(NORMALIZATION))
+def test_ppo_resumes_its_checkpoint_exactly(normalization, tmp_path):
     env = gym.make("CartPole-v1")
-    first = make_ppo(env, n_steps=50, batch_size=25, epochs=2)
+    settings = dict(n_steps=50, batch_size=25, epochs=2, **NORMALIZATION[normalization])
+    first = make_ppo(env, **settings)
     learn_until_crash(first, env, 400, 200, tmp_path, 100)
     assert first.num_timesteps == 200 and first.num_updates == 16
     recorded = snapshot(first)
     check_checkpoint_file(tmp_path / "checkpoint.npz", recorded, "PPO")
 
-    second = make_ppo(env, n_steps=50, batch_size=25, epochs=2)
+    second = make_ppo(env, **settings)
     spy = Snapshot()
     second.learn(env, 400, callbacks=[spy], checkpoint_dir=tmp_path, verbose=0)
     assert_restored(spy.state, recorded, num_envs=1)

@@ -373,13 +373,13 @@ def test_epsilon_decays_linearly_over_the_exploration_fraction():
     )
     assert agent.epsilon == 1.0
     seen = {}
-    act = agent.act
+    actions = agent._actions
 
-    def recording_act(observations, explore=False):
+    def recording_actions(observations, explore=False):
         seen[agent.num_timesteps] = agent.epsilon
-        return act(observations, explore)
+        return actions(observations, explore)
 
-    agent.act = recording_act
+    agent._actions = recording_actions
     history = keras.callbacks.History()
     agent.learn(gym.make("CartPole-v1"), total_timesteps=400, callbacks=[history], verbose=0)
     assert sorted(seen) == list(range(400))
