@@ -284,8 +284,12 @@ def vector_envs() -> str:
         "Env steps per second, every copy's step counted (CPU µs per step in brackets: the "
         "process's, and for async its workers'); the fastest of each configuration's timed "
         "runs. The last column: envpool over the fastest gymnasium engine, on 1 core / on 2 "
-        "cores. The two-core columns ran on two cores, every other configuration on one.\n\n"
+        "cores. The two-core columns ran on two cores, every other configuration on one."
     )
+    simulators = record["settings"].get("simulator_versions")
+    if simulators:
+        note += " " + ", ".join(f"{name} {v}" for name, v in simulators.items() if v) + "."
+    note += "\n\n"
     return table + "\n" + note + provenance(record)
 
 

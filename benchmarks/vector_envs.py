@@ -246,6 +246,19 @@ def speedups(results: list[dict]) -> list[dict]:
     return rows
 
 
+def simulator_versions() -> dict:
+    """The versions of the engines and simulators measured (not in `_common.VERSIONED`)."""
+    import importlib.metadata
+
+    versions = {}
+    for name in ("envpool", "ale-py", "mujoco", "pillow", "opencv-python"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per run")
@@ -257,9 +270,12 @@ def main() -> None:
     if arguments.child:
         child(json.loads(arguments.child))
         return
-    recorder = ResultRecorder(
-        "vector_envs", sys.argv, {"seconds": arguments.seconds, "repeats": arguments.repeats}
-    )
+    settings = {
+        "seconds": arguments.seconds,
+        "repeats": arguments.repeats,
+        "simulator_versions": simulator_versions(),
+    }
+    recorder = ResultRecorder("vector_envs", sys.argv, settings)
     results = []
     for env_id, num_envs, engine, cores in CONFIGURATIONS:
         if arguments.only and env_id != arguments.only:

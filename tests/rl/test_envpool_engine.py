@@ -196,7 +196,7 @@ def test_breakout_without_life_loss_or_clipping_reports_each_game():
     assert infos["episode"]["l"][0] == steps and infos["lives"][0] == 5
 
 
-def test_ppo_learns_on_envpool_cartpole_through_the_same_contract():
+def test_ppo_trains_on_envpool_cartpole_through_the_same_contract():
     """PPO's loop on envpool counts steps and episodes as on gymnasium: returns are lengths
     on CartPole and finished plus running episodes hold every step."""
     env = envpool_cartpole(3)
@@ -209,7 +209,7 @@ def test_ppo_learns_on_envpool_cartpole_through_the_same_contract():
     assert sum(agent.episode_lengths) + int(agent._episode_length.sum()) == 600
 
 
-def test_ppo_learns_on_envpool_breakout_through_the_same_contract():
+def test_ppo_trains_on_envpool_breakout_through_the_same_contract():
     env = make_envpool_atari("ALE/Breakout-v5", 2, seed=0, num_threads=1)
     try:
         agent = PPO.from_env(env, hidden_units=(8,), n_steps=16, batch_size=32, epochs=1, seed=0)
