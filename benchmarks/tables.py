@@ -270,21 +270,28 @@ def vector_envs() -> str:
         row.append(
             " / ".join(_number(speedups.get((env_id, num_envs, cores)), 2) for cores in (1, 2))
         )
+        sync = measured[(env_id, num_envs, "gymnasium-sync", 1)]["cpu_us_per_step"]
+        envpool = measured[(env_id, num_envs, "envpool", 1)]["cpu_us_per_step"]
+        row.append(f"{sync / envpool:.2f}")
         rows.append(row)
     table = _table(
         [
             "workload",
             *(title for _, title in _VECTOR_ENV_COLUMNS),
-            "envpool ÷ fastest gymnasium, 1 / 2 cores",
+            "speed-up, 1 / 2 cores",
+            "CPU-time ratio, 1 core",
         ],
-        ["---", *["---:"] * (len(_VECTOR_ENV_COLUMNS) + 1)],
+        ["---", *["---:"] * (len(_VECTOR_ENV_COLUMNS) + 2)],
         rows,
     )
     note = (
         "Env steps per second, every copy's step counted (CPU µs per step in brackets: the "
         "process's, and for async its workers'); the fastest of each configuration's timed "
-        "runs. The last column: envpool over the fastest gymnasium engine, on 1 core / on 2 "
-        "cores. The two-core columns ran on two cores, every other configuration on one."
+        "runs. Speed-up: envpool's steps per second over the fastest gymnasium engine's, with 1 "
+        "thread on 1 core / with 2 threads on 2 cores. CPU-time ratio: gymnasium sync's CPU "
+        "time per step over envpool's on one core (above 1: envpool spends less), the steadier "
+        "figure on a shared machine. The two-core columns ran on two cores, every other "
+        "configuration on one."
     )
     simulators = record["settings"].get("simulator_versions")
     if simulators:
