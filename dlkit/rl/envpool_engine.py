@@ -84,10 +84,16 @@ class EnvPoolVectorEnv(gymnasium.vector.VectorEnv):
 
     def __init__(self, task_id: str, num_envs: int, seed: int | None = None, **options):
         self._envpool = import_envpool()
+        if options.get("batch_size", num_envs) != num_envs:
+            raise ValueError(
+                "Expected `batch_size` to be left out: dlkit steps every copy together "
+                "(envpool's synchronous mode). Received: "
+                f"batch_size={options['batch_size']!r}"
+            )
         self._task_id = task_id
         self.num_envs = check_int("num_envs", num_envs)
         self._options = options
-        self._atari = "episodic_life" in self._envpool.make_spec(task_id).config._fields
+        self._atari = _is_atari(self._envpool, task_id)
         self._episodic_life = bool(self._atari and options.get("episodic_life", False))
         self._seeds = self._seed_list(seed)
         self._pool = self._make_pool(self._seeds)
@@ -134,14 +140,15 @@ class EnvPoolVectorEnv(gymnasium.vector.VectorEnv):
 
     @staticmethod
     def _in_order(result, info):
-        """envpool's batch sorted by copy (it follows the order the copies finished in)."""
+        """envpool's batch sorted by copy. A synchronous pool answers in the order the actions
+        were sent, ascending copy ids here; the check costs little and guards that."""
         order = np.asarray(info["env_id"])
         if np.all(order[1:] > order[:-1]):
             return result, info
         permutation = np.argsort(order)
         return (
             [value[permutation] for value in result],
-            {key: value[permutation] for key, value in info.items() if _per_copy(value, order)},
+            {key: value[permutation] for key, value in info.items() if _per_copy(value)},
         )
 
     @staticmethod
@@ -183,7 +190,7 @@ class EnvPoolVectorEnv(gymnasium.vector.VectorEnv):
             for index in indices:
                 final[index] = observations[index].copy()
                 final_info[index] = {
-                    key: value[index] for key, value in info.items() if _per_copy(value, indices)
+                    key: value[index] for key, value in info.items() if _per_copy(value)
                 }
             # envpool's reset step: the finished copies ignore their actions and restart.
             restarted = self._pool.step(actions[indices], indices.astype(np.int32))
@@ -195,7 +202,7 @@ class EnvPoolVectorEnv(gymnasium.vector.VectorEnv):
             observations = np.array(observations, copy=True)
             observations[indices] = first
             for key, value in self._clean(restart_info).items():
-                if not _per_copy(value, indices):
+                if not _per_copy(value):
                     continue
                 info[key] = np.array(info[key], copy=True)
                 info[key][indices] = value
@@ -223,6 +230,11 @@ class EnvPoolVectorEnv(gymnasium.vector.VectorEnv):
         return f"EnvPoolVectorEnv({self._task_id!r}, num_envs={self.num_envs})"
 
 
+def _is_atari(envpool, task_id: str) -> bool:
+    """Whether envpool's `task_id` is an Atari game (its options include `episodic_life`)."""
+    return hasattr(envpool.make_spec(task_id).config, "episodic_life")
+
+
 def _float32_box(space):
     """gymnasium's continuous action spaces are float32 where envpool's MuJoCo ones are float64;
     the agents act in gymnasium's (the actions are cast back in `step`)."""
@@ -231,7 +243,7 @@ def _float32_box(space):
     return space
 
 
-def _per_copy(value, copies) -> bool:
+def _per_copy(value) -> bool:
     return isinstance(value, np.ndarray) and value.ndim > 0
 
 
@@ -255,6 +267,10 @@ def make_envpool_env(env_id: str, num_envs: int = 1, seed: int | None = None, **
     Raises:
         ImportError: if envpool is not installed (the message names the extra).
         ValueError: if envpool provides no environment `env_id`.
+
+    Reference:
+        Weng et al., "EnvPool: A Highly Parallel Reinforcement Learning Environment Execution
+        Engine", NeurIPS 2022.
 
     Example:
 
@@ -319,10 +335,22 @@ def make_envpool_atari(
     Raises:
         ImportError: if envpool is not installed.
         ValueError: if `env_id` is no Atari game envpool provides, or an argument is invalid.
+
+    Example:
+
+        >>> env = make_envpool_atari("ALE/Breakout-v5", num_envs=2, seed=0, num_threads=1)
+        >>> observations, _ = env.reset(seed=0)
+        >>> observations.shape
+        (2, 4, 84, 84)
+
+    Reference:
+        Mnih et al., "Human-level control through deep reinforcement learning", Nature 2015;
+        Machado et al., "Revisiting the Arcade Learning Environment", JAIR 2018 (sticky
+        actions); Weng et al., "EnvPool: A Highly Parallel Reinforcement Learning Environment
+        Execution Engine", NeurIPS 2022.
     """
     task_id = envpool_task_id(env_id)
-    envpool = import_envpool()
-    if "episodic_life" not in envpool.make_spec(task_id).config._fields:
+    if not _is_atari(import_envpool(), task_id):
         raise ValueError(
             f"Expected `env_id` to be an Atari game such as 'ALE/Breakout-v5'. "
             f"Received: env_id={env_id!r}"

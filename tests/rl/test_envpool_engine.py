@@ -36,8 +36,8 @@ def play(env, steps, seed=0, actions_seed=0):
     return trajectory
 
 
-@pytest.mark.parametrize("max_episode_steps", [500, 12])
-def test_cartpole_steps_in_lockstep_with_gymnasium_sync_vector_env(max_episode_steps):
+@pytest.mark.parametrize("max_episode_steps, num_threads", [(500, 1), (12, 2)])
+def test_cartpole_steps_in_lockstep_with_gymnasium_sync_vector_env(max_episode_steps, num_threads):
     """Same starts and actions: the same observations, rewards, ends, final observations and
     episode statistics as gymnasium's SyncVectorEnv + RecordEpisodeStatistics (SAME_STEP).
 
@@ -46,7 +46,13 @@ def test_cartpole_steps_in_lockstep_with_gymnasium_sync_vector_env(max_episode_s
     max_episode_steps=12 most episodes end by truncation.
     """
     num_envs = 4
-    pool = envpool_cartpole(num_envs, max_episode_steps=max_episode_steps)
+    pool = make_vector_env(
+        "CartPole-v1",
+        num_envs,
+        engine="envpool",
+        num_threads=num_threads,
+        max_episode_steps=max_episode_steps,
+    )
     reference = gym.wrappers.vector.RecordEpisodeStatistics(
         make_vector_env("CartPole-v1", num_envs, max_episode_steps=max_episode_steps)
     )
@@ -236,6 +242,8 @@ def test_env_id_envpool_lacks_is_refused():
 def test_asynchronous_envpool_is_refused_with_num_threads_as_the_fix():
     with pytest.raises(ValueError, match=r"`asynchronous`.*num_threads"):
         make_vector_env("CartPole-v1", 2, asynchronous=True, engine="envpool")
+    with pytest.raises(ValueError, match=r"`batch_size`.*Received: batch_size=1"):
+        make_vector_env("CartPole-v1", 2, engine="envpool", batch_size=1)
 
 
 def test_missing_envpool_names_the_extra(monkeypatch):
