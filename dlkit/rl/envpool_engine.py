@@ -107,9 +107,11 @@ class EnvPoolVectorEnv(gymnasium.vector.VectorEnv):
         self.action_space = gymnasium.vector.utils.batch_space(
             self.single_action_space, self.num_envs
         )
+        # episode_statistics: info["episode"] scores whole episodes (whole games on Atari).
         self.metadata = {
             "render_modes": [],
             "autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP,
+            "episode_statistics": True,
         }
         self.spec = None
         self.render_mode = None

@@ -102,6 +102,7 @@ def test_spaces_and_metadata_match_gymnasium():
     pool = envpool_cartpole(3)
     reference = make_vector_env("CartPole-v1", 3)
     assert pool.metadata["autoreset_mode"] == SAME_STEP
+    assert pool.metadata["episode_statistics"]  # the agents score from info["episode"]
     assert pool.num_envs == 3
     assert pool.single_action_space == reference.single_action_space
     assert pool.action_space == reference.action_space
