@@ -3,15 +3,17 @@
 gymnasium's `SyncVectorEnv` and `AsyncVectorEnv` (through `dlkit.rl.make_vector_env`) against
 envpool (`make_vector_env(..., engine="envpool")`, `dlkit.rl.envpool_engine`) on Breakout with
 the Atari preprocessing (8 copies), HalfCheetah-v5 (1 and 8 copies) and CartPole-v1 (8
-copies). Every configuration runs in a fresh process pinned to one core (`_common.
-pin_to_one_core`; AsyncVectorEnv's workers inherit the core, envpool runs one thread), then
-with 8 copies on 2 cores: envpool with 2 threads against AsyncVectorEnv's workers spread over
-both. "envpool-raw" is envpool's own gymnasium interface (`NEXT_STEP` autoreset) without
-dlkit's same-step adapter, to show what the adapter costs.
+copies). Each measured process is pinned to one core (`_common.pin_to_one_core`;
+AsyncVectorEnv's workers inherit the core, envpool runs one thread); with 8 copies a second
+process on 2 cores measures envpool with 2 threads against AsyncVectorEnv's workers spread over
+both (and SyncVectorEnv, which uses one). "envpool-raw" is envpool's own gymnasium interface
+(`NEXT_STEP` autoreset) without dlkit's same-step adapter, to show what the adapter costs.
 
-A configuration's figure is its fastest of `--repeats` timed runs of `--seconds` each after
-a warm-up (other jobs only ever slow a run down); steps count every copy's step. CPU time is
-that of the process and, for AsyncVectorEnv, of its worker processes.
+The engines of a workload run in one process per number of cores, their timed runs
+alternating (`--repeats` rounds of `--seconds` each after a warm-up), so that other jobs slow
+them alike; an engine's figure is its fastest run (other jobs only ever slow a run down).
+Steps count every copy's step. CPU time is that of the process and, for AsyncVectorEnv, of
+its worker processes.
 
     python benchmarks/vector_envs.py --save         # every configuration, stored
     python benchmarks/vector_envs.py --only CartPole-v1 --seconds 1
@@ -38,15 +40,17 @@ from _common import (
 )
 
 ENGINES = ("gymnasium-sync", "gymnasium-async", "envpool", "envpool-raw")
-# (environment, copies, engine, cores): the measured configurations. One core: every engine;
-# two cores: envpool with 2 threads against AsyncVectorEnv's workers spread over both.
+# The sessions: (environment, copies, cores, engines). The engines of a session run in one
+# process, their timed runs alternating, so that other jobs slow them alike. One core: every
+# engine; two cores (8 copies): envpool with 2 threads against AsyncVectorEnv's workers spread
+# over both, and SyncVectorEnv (one core is all it can use) as the reference.
 WORKLOADS = [("Breakout-v5", 8), ("HalfCheetah-v5", 1), ("HalfCheetah-v5", 8), ("CartPole-v1", 8)]
-CONFIGURATIONS = [
-    (env_id, num_envs, engine, cores)
+SESSIONS = [
+    (env_id, num_envs, cores, engines)
     for env_id, num_envs in WORKLOADS
-    for engine, cores in [
-        *[(engine, 1) for engine in ENGINES],
-        *([("gymnasium-async", 2), ("envpool", 2)] if num_envs > 1 else []),
+    for cores, engines in [
+        (1, ENGINES),
+        *([(2, ("gymnasium-sync", "gymnasium-async", "envpool"))] if num_envs > 1 else []),
     ]
 ]
 ATARI = {"frame_skip": 4, "frame_stack": 4, "screen_size": 84, "noop_max": 30}
@@ -142,107 +146,132 @@ def _children_cpu_seconds(env) -> float:
     return total
 
 
-def measure(env_id: str, num_envs: int, engine: str, cores: int, seconds: float, repeats: int):
-    """Steps per second (every copy's step counted) of random actions, best of `repeats`."""
+def _prepare(env_id: str, num_envs: int, engine: str, cores: int) -> dict:
+    """One engine's environment, reset and warmed up, with 256 random batched actions."""
     import numpy as np
 
     env, pipeline = make_env(env_id, num_envs, engine, cores)
-    if engine == "envpool-raw":  # envpool's spaces are a single copy's
+    if engine == "envpool-raw":  # envpool's own spaces are a single copy's
         import gymnasium as gym
 
         space = gym.vector.utils.batch_space(env.action_space, num_envs)
         space.seed(0)
         actions = [space.sample().astype(env.action_space.dtype) for _ in range(256)]
+        observations, _ = env.reset()
     else:
         env.action_space.seed(0)
         actions = [env.action_space.sample() for _ in range(256)]
-    if engine == "envpool-raw":
-        observations, _ = env.reset()
-    else:
         observations, _ = env.reset(seed=0)
     for step in range(50):  # warm-up
         env.step(actions[step % len(actions)])
-    runs = []
-    for _ in range(repeats):
-        steps = 0
-        wall, cpu = time.perf_counter(), time.process_time()
-        children = _children_cpu_seconds(env)
-        while time.perf_counter() - wall < seconds:
-            for action in actions[:64]:
-                env.step(action)
-            steps += 64 * num_envs
-        elapsed = time.perf_counter() - wall
-        used = time.process_time() - cpu + _children_cpu_seconds(env) - children
-        runs.append(
-            {
-                "steps": steps,
-                "wall_s": round(elapsed, 3),
-                "steps_per_s": round(steps / elapsed, 1),
-                "cpu_s": round(used, 3),
-                "cpu_us_per_step": round(1e6 * used / steps, 2),
-            }
-        )
-    env.close()
-    best = max(runs, key=lambda run: run["steps_per_s"])
     return {
-        "env_id": env_id,
-        "num_envs": num_envs,
-        "engine": engine,
-        "cores": cores,
+        "env": env,
+        "actions": actions,
         "pipeline": pipeline,
-        "steps_per_s": best["steps_per_s"],
-        "cpu_us_per_step": min(run["cpu_us_per_step"] for run in runs),
         "observation_shape": list(np.shape(observations)[1:]),
-        "runs": runs,
     }
 
 
-def child(configuration: dict) -> None:
-    """Measures one configuration in this process, pinned to its core(s); prints one JSON."""
+def _timed_run(env, actions, num_envs: int, seconds: float) -> dict:
+    steps = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    children = _children_cpu_seconds(env)
+    while time.perf_counter() - wall < seconds:
+        for action in actions[:64]:
+            env.step(action)
+        steps += 64 * num_envs
+    elapsed = time.perf_counter() - wall
+    used = time.process_time() - cpu + _children_cpu_seconds(env) - children
+    return {
+        "steps": steps,
+        "wall_s": round(elapsed, 3),
+        "steps_per_s": round(steps / elapsed, 1),
+        "cpu_s": round(used, 3),
+        "cpu_us_per_step": round(1e6 * used / steps, 2),
+    }
+
+
+def measure(env_id: str, num_envs: int, cores: int, engines, seconds: float, repeats: int):
+    """Steps per second (every copy's step counted) of random actions for each engine: the
+    fastest of `repeats` timed runs, the engines' runs alternating."""
+    prepared = {engine: _prepare(env_id, num_envs, engine, cores) for engine in engines}
+    runs = {engine: [] for engine in engines}
+    for _ in range(repeats):
+        for engine in engines:
+            entry = prepared[engine]
+            runs[engine].append(_timed_run(entry["env"], entry["actions"], num_envs, seconds))
+    results = []
+    for engine in engines:
+        prepared[engine]["env"].close()
+        best = max(runs[engine], key=lambda run: run["steps_per_s"])
+        results.append(
+            {
+                "env_id": env_id,
+                "num_envs": num_envs,
+                "engine": engine,
+                "cores": cores,
+                "pipeline": prepared[engine]["pipeline"],
+                "steps_per_s": best["steps_per_s"],
+                "cpu_us_per_step": min(run["cpu_us_per_step"] for run in runs[engine]),
+                "observation_shape": prepared[engine]["observation_shape"],
+                "runs": runs[engine],
+            }
+        )
+    return results
+
+
+def child(session: dict) -> None:
+    """Measures one session in this process, pinned to its core(s); prints one JSON list."""
     pin_to_one_core()
-    if configuration["cores"] > 1:
+    if session["cores"] > 1:
         first = int(os.environ[CORE_VARIABLE])
         others = [core for core in range(os.cpu_count()) if core != first]
-        os.sched_setaffinity(0, {first, *others[: configuration["cores"] - 1]})
-    result = measure(**configuration)
-    result["affinity"] = sorted(os.sched_getaffinity(0))
-    print(json.dumps(result))
+        os.sched_setaffinity(0, {first, *others[: session["cores"] - 1]})
+    results = measure(**session)
+    for result in results:
+        result["affinity"] = sorted(os.sched_getaffinity(0))
+    print(json.dumps(results))
 
 
-def run_configuration(configuration: dict) -> dict:
+def run_session(session: dict) -> list[dict]:
     completed = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--child", json.dumps(configuration)],
+        [sys.executable, os.path.abspath(__file__), "--child", json.dumps(session)],
         env={**one_core_environment(), "PYTHONWARNINGS": "ignore", "KERAS_BACKEND": "jax"},
         capture_output=True,
         text=True,
         check=False,
     )
     if completed.returncode != 0:
-        return {**configuration, "error": completed.stderr.strip().splitlines()[-10:]}
+        return [{**session, "error": completed.stderr.strip().splitlines()[-10:]}]
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def speedups(results: list[dict]) -> list[dict]:
-    """envpool's steps per second over the fastest gymnasium engine's, per workload."""
+    """envpool's steps per second over the fastest gymnasium engine's of the same session."""
     rows = []
-    workloads = sorted({(r["env_id"], r["num_envs"]) for r in results if "error" not in r})
-    for env_id, num_envs in workloads:
-        same = [r for r in results if (r["env_id"], r["num_envs"]) == (env_id, num_envs)]
-        gymnasium_best = max(
-            (r for r in same if r["engine"].startswith("gymnasium") and "error" not in r),
+    for envpool in results:
+        if envpool["engine"] != "envpool" or "error" in envpool:
+            continue
+        session = (envpool["env_id"], envpool["num_envs"], envpool["cores"])
+        fastest = max(
+            (
+                r
+                for r in results
+                if (r["env_id"], r["num_envs"], r["cores"]) == session
+                and r["engine"].startswith("gymnasium")
+                and "error" not in r
+            ),
             key=lambda r: r["steps_per_s"],
         )
-        for r in same:
-            if r["engine"] == "envpool" and "error" not in r:
-                rows.append(
-                    {
-                        "env_id": env_id,
-                        "num_envs": num_envs,
-                        "cores": r["cores"],
-                        "over": gymnasium_best["engine"],
-                        "speedup": round(r["steps_per_s"] / gymnasium_best["steps_per_s"], 2),
-                    }
-                )
+        rows.append(
+            {
+                "env_id": envpool["env_id"],
+                "num_envs": envpool["num_envs"],
+                "cores": envpool["cores"],
+                "over": fastest["engine"],
+                "speedup": round(envpool["steps_per_s"] / fastest["steps_per_s"], 2),
+            }
+        )
     return rows
 
 
@@ -262,7 +291,7 @@ def simulator_versions() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per run")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="alternating rounds")
     parser.add_argument("--only", help="measure only this environment id")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     add_save_argument(parser)
@@ -277,18 +306,18 @@ def main() -> None:
     }
     recorder = ResultRecorder("vector_envs", sys.argv, settings)
     results = []
-    for env_id, num_envs, engine, cores in CONFIGURATIONS:
+    for env_id, num_envs, cores, engines in SESSIONS:
         if arguments.only and env_id != arguments.only:
             continue
-        configuration = dict(
+        session = dict(
             env_id=env_id,
             num_envs=num_envs,
-            engine=engine,
             cores=cores,
+            engines=list(engines),
             seconds=arguments.seconds,
             repeats=arguments.repeats,
         )
-        results.append(run_configuration(configuration))
+        results += run_session(session)
         print(json.dumps(results[-1]), file=sys.stderr)
     output = {"configurations": results, "envpool_speedup": speedups(results)}
     print(json.dumps(output, indent=1))
