@@ -148,6 +148,17 @@ def test_breakout_observations_are_gymnasium_atari_preprocessing_frame_stacks():
     assert pool.single_observation_space.shape == (2, 64, 64)
 
 
+def test_breakout_repeats_under_a_seed():
+    """Sticky actions and no-op starts draw from the seeds: a seed replays the same frames."""
+    first, again, other = (
+        play(make_envpool_atari("ALE/Breakout-v5", 2, seed=seed, num_threads=1), 60, seed=seed)
+        for seed in (3, 3, 4)
+    )
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other))
+
+
 def test_breakout_episodes_are_whole_games_with_true_scores():
     """Learning episodes end at each lost life with clipped rewards; `info["episode"]` reports
     a whole game (Breakout's 5 lives) with its unclipped score, as gymnasium's
