@@ -28,6 +28,7 @@ DOCUMENTS = (
     "benchmarks/README.md",
     "docs/pages/training.md",
     "docs/pages/rl/buffers.md",
+    "docs/pages/rl/environments.md",
 )
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 _REGION = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.DOTALL)
@@ -280,6 +281,73 @@ def replay_memory() -> str:
     return table + "\n" + summary + provenance(record)
 
 
+# The columns of the vector_envs table: (engine, cores) of each measured configuration.
+_VECTOR_ENV_COLUMNS = [
+    (("gymnasium-sync", 1), "gymnasium sync"),
+    (("gymnasium-async", 1), "gymnasium async"),
+    (("envpool", 1), "envpool, 1 thread"),
+    (("envpool-raw", 1), "envpool raw, 1 thread"),
+    (("gymnasium-async", 2), "gymnasium async, 2 cores"),
+    (("envpool", 2), "envpool, 2 threads, 2 cores"),
+]
+
+
+def vector_envs() -> str:
+    """Env steps per second (CPU µs per step) of each engine, one row per workload."""
+    record = load("vector_envs")
+    results = record["results"]
+    measured = {
+        (r["env_id"], r["num_envs"], r["engine"], r["cores"]): r
+        for r in results["configurations"]
+        if "error" not in r
+    }
+    speedups = {
+        (r["env_id"], r["num_envs"], r["cores"]): r["speedup"] for r in results["envpool_speedup"]
+    }
+    workloads = list(dict.fromkeys((r[0], r[1]) for r in measured))
+    rows = []
+    for env_id, num_envs in workloads:
+        row = [f"{env_id}, {num_envs} {'copy' if num_envs == 1 else 'copies'}"]
+        for (engine, cores), _ in _VECTOR_ENV_COLUMNS:
+            entry = measured.get((env_id, num_envs, engine, cores))
+            row.append(
+                "—"
+                if entry is None
+                else f"{entry['steps_per_s']:,.0f} ({entry['cpu_us_per_step']:.1f})"
+            )
+        row.append(
+            " / ".join(_number(speedups.get((env_id, num_envs, cores)), 2) for cores in (1, 2))
+        )
+        sync = measured[(env_id, num_envs, "gymnasium-sync", 1)]["cpu_us_per_step"]
+        envpool = measured[(env_id, num_envs, "envpool", 1)]["cpu_us_per_step"]
+        row.append(f"{sync / envpool:.2f}")
+        rows.append(row)
+    table = _table(
+        [
+            "workload",
+            *(title for _, title in _VECTOR_ENV_COLUMNS),
+            "speed-up, 1 / 2 cores",
+            "CPU-time ratio, 1 core",
+        ],
+        ["---", *["---:"] * (len(_VECTOR_ENV_COLUMNS) + 2)],
+        rows,
+    )
+    note = (
+        "Env steps per second, every copy's step counted (CPU µs per step in brackets: the "
+        "process's, and for async its workers'); the fastest of each configuration's timed "
+        "runs. Speed-up: envpool's steps per second over the fastest gymnasium engine's, with 1 "
+        "thread on 1 core / with 2 threads on 2 cores. CPU-time ratio: gymnasium sync's CPU "
+        "time per step over envpool's on one core (above 1: envpool spends less), the steadier "
+        "figure on a shared machine. The two-core columns ran on two cores, every other "
+        "configuration on one."
+    )
+    simulators = record["settings"].get("simulator_versions")
+    if simulators:
+        note += " " + ", ".join(f"{name} {v}" for name, v in simulators.items() if v) + "."
+    note += "\n\n"
+    return table + "\n" + note + provenance(record)
+
+
 # The order of the rows of an rl_cartpole table: the peer and dlkit at the zoo's settings (the
 # equal-settings headline), then SB3 and dlkit with dlkit's tuned values.
 _RUNNER_ORDER = [
@@ -394,6 +462,7 @@ TABLES = {
     "replay_memory": replay_memory,
     "rl_cartpole_dqn": lambda: rl_cartpole("dqn"),
     "rl_cartpole_ppo": lambda: rl_cartpole("ppo"),
+    "vector_envs": vector_envs,
 }
 
 

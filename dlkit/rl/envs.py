@@ -5,16 +5,21 @@ network call per step for all of them. They need the vector environment to reset
 copy in the same step that ends its episode and to report the episode's true last observation
 in `info["final_obs"]` (gymnasium's `AutoresetMode.SAME_STEP`): a truncated episode bootstraps
 from that observation [notes §9.1.1; Pardo et al., ICML 2018]. `make_vector_env` builds such an
-environment; `as_vector_env` accepts what a user passes to `learn`.
+environment, stepped by gymnasium (`engine="gymnasium"`, in this process or in worker
+processes) or by envpool's C++ thread pool (`engine="envpool"`, `dlkit.rl.envpool_engine`);
+`as_vector_env` accepts what a user passes to `learn`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlkit.validation import check_int, check_type
+from dlkit.validation import check_choice, check_int, check_type
 
-__all__ = ["as_vector_env", "make_vector_env"]
+__all__ = ["ENGINES", "as_vector_env", "make_vector_env"]
+
+# The engines that step a vector environment: gymnasium's vectors, or envpool's C++ threads.
+ENGINES = ("gymnasium", "envpool")
 
 
 def _autoreset_mode():
@@ -27,20 +32,37 @@ def make_vector_env(
     env_id: str,
     num_envs: int = 1,
     asynchronous: bool = False,
+    engine: str = "gymnasium",
     **make_kwargs,
 ):
-    """Makes `num_envs` copies of a registered gymnasium environment as one vector environment.
+    """Makes `num_envs` copies of an environment as one vector environment.
+
+    Both engines keep the same contract, so `learn` takes either: same-step autoreset with
+    `info["final_obs"]`, the single and batched spaces, seeding by `reset(seed=...)`.
 
     Args:
         env_id: a registered environment id, such as `"CartPole-v1"`.
         num_envs: the number of copies stepped together (an integer >= 1). Defaults to 1.
         asynchronous: step the copies in worker processes (`AsyncVectorEnv`) instead of in this
             process (`SyncVectorEnv`). Worth it only when one step is slow (physics
-            simulators); classic-control steps are faster in process. Defaults to False.
-        **make_kwargs: passed to `gymnasium.make` for every copy.
+            simulators); classic-control steps are faster in process. gymnasium engine
+            only: envpool steps its copies in its own threads (`num_threads=`). Defaults to
+            False.
+        engine: `"gymnasium"` (its `SyncVectorEnv`/`AsyncVectorEnv`) or `"envpool"` (the
+            `envpool` extra, `dlkit.rl.envpool_engine.make_envpool_env`: C++ threads, no
+            Python call per copy; `env_id` must be one of `envpool.list_all_envs()`).
+            Defaults to `"gymnasium"`.
+        **make_kwargs: passed to `gymnasium.make` for every copy, or with envpool to
+            `envpool.make_gymnasium` (such as `num_threads`, `max_episode_steps`, `seed`).
 
     Returns:
         A `gymnasium.vector.VectorEnv` in same-step autoreset mode.
+
+    Raises:
+        ValueError: if `engine` is unknown, `asynchronous=True` is asked of envpool, or
+            envpool provides no `env_id`.
+        ImportError: if `engine="envpool"` and envpool is not installed (the message names
+            the extra, `pip install "dlkit[envpool]"`).
 
     Example:
 
@@ -53,6 +75,17 @@ def make_vector_env(
 
     check_type("env_id", env_id, str, "a string")
     num_envs = check_int("num_envs", num_envs)
+    check_choice("engine", engine, ENGINES)
+    if engine == "envpool":
+        if asynchronous:
+            raise ValueError(
+                "Expected `asynchronous` to be False with engine='envpool': envpool steps its "
+                "copies in its own C++ threads; set their number with num_threads=N. "
+                f"Received: asynchronous={asynchronous!r}"
+            )
+        from dlkit.rl.envpool_engine import make_envpool_env
+
+        return make_envpool_env(env_id, num_envs, **make_kwargs)
     factories = [lambda: gym.make(env_id, **make_kwargs) for _ in range(num_envs)]
     vector_class = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
     return vector_class(factories, autoreset_mode=_autoreset_mode())
