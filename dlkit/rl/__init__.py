@@ -8,6 +8,11 @@ its deterministic policy with `policy_model()`. Each agent's hyperparameters are
 dataclass (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `PPOConfig`, extending `AgentConfig`
 and `PolicyGradientConfig`), which the agent takes as `config=` or as keyword arguments.
 
+Atari: `make_atari_env` builds games with the customary preprocessing (gymnasium's
+`AtariPreprocessing` and `FrameStackObservation`, with `EpisodicLife`, `FireOnReset` and
+clipped rewards) whose logged and evaluated returns are true game scores; the network builders
+give uint8 frame stacks the Nature-DQN torso `nature_cnn`.
+
 Tabular agents: ``QLearning`` and ``SARSA`` for discrete gymnasium environments, and
 ``evaluate``, which plays greedy episodes with any agent.
 
@@ -18,9 +23,11 @@ The targets and losses of value-based agents (``q_learning_targets``, ``categori
 """
 
 from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
+from dlkit.rl.atari import EpisodicLife, FireOnReset, make_atari_env
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from dlkit.rl.dqn import DQN, DQNConfig, build_q_network
 from dlkit.rl.envs import as_vector_env, make_vector_env
+from dlkit.rl.nature_cnn import nature_cnn
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
 from dlkit.rl.policy_gradient import (
     A2C,
@@ -45,6 +52,8 @@ __all__ = [
     "Agent",
     "AgentConfig",
     "DQNConfig",
+    "EpisodicLife",
+    "FireOnReset",
     "GreedyAction",
     "PPOConfig",
     "PolicyGradientConfig",
@@ -60,6 +69,8 @@ __all__ = [
     "categorical_projection",
     "evaluate",
     "huber_loss",
+    "make_atari_env",
     "make_vector_env",
+    "nature_cnn",
     "q_learning_targets",
 ]
