@@ -69,8 +69,8 @@ def check_image_observations(observation, name: str = "observation_space") -> tu
         )
     if min(shape[1:]) < MIN_IMAGE_SIZE:
         raise ValueError(
-            f"Expected frames of at least {MIN_IMAGE_SIZE}×{MIN_IMAGE_SIZE} pixels for the "
-            "Nature convolutions (84×84 is customary: screen_size=84). "
+            f"Expected `{name}` frames of at least {MIN_IMAGE_SIZE}×{MIN_IMAGE_SIZE} pixels for "
+            "the Nature convolutions (84×84 is customary: screen_size=84). "
             f"Received: {name}={observation!r}"
         )
     return shape
