@@ -27,7 +27,6 @@ from dlkit.rl.atari import EpisodicLife, FireOnReset, make_atari_env
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from dlkit.rl.dqn import DQN, DQNConfig, build_q_network
 from dlkit.rl.envs import as_vector_env, make_vector_env
-from dlkit.rl.nature_cnn import nature_cnn
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
 from dlkit.rl.policy_gradient import (
     A2C,
@@ -41,6 +40,7 @@ from dlkit.rl.ppo import PPO, PPOConfig
 from dlkit.rl.rollout import RolloutBuffer
 from dlkit.rl.sum_tree import SumTree
 from dlkit.rl.tabular import SARSA, QLearning, evaluate
+from dlkit.rl.torso import nature_cnn
 
 __all__ = [
     "A2C",

@@ -13,8 +13,8 @@ from dlkit.layers.noisy_dense import NoisyDense
 from dlkit.layers.q_heads import CategoricalQHead, DuelingHead
 from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
-from dlkit.rl.nature_cnn import is_image_space, observation_features
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
+from dlkit.rl.torso import is_image_space, observation_features
 from dlkit.validation import (
     check_choice,
     check_int,
@@ -44,7 +44,8 @@ def build_q_network(
 
     Vector observations go through a multilayer perceptron. Images, stacked uint8 frames
     (frame_stack, height, width) channels first, go through the Nature-DQN convolutional torso
-    (`dlkit.rl.nature_cnn`), which scales them by 1/255 itself: the network takes raw frames.
+    (`dlkit.rl.nature_cnn`), which scales them by 1/255 itself: the network takes raw
+    frames.
 
     Args:
         observation_shape: the shape of one observation, e.g. `(4,)` or `(4, 84, 84)` for

@@ -23,13 +23,13 @@ import numpy as np
 from keras import ops
 
 from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
-from dlkit.rl.nature_cnn import (
+from dlkit.rl.rollout import RolloutBuffer
+from dlkit.rl.torso import (
     check_image_observations,
     is_image_space,
     nature_cnn,
     observation_features,
 )
-from dlkit.rl.rollout import RolloutBuffer
 from dlkit.validation import check_int, check_model, check_non_negative, check_unit_interval
 
 __all__ = [
@@ -85,7 +85,7 @@ def build_actor_critic(
 
     Vector observations go through separate multilayer perceptrons. Images, stacked uint8
     frames (frame_stack, height, width) channels first, go through the Nature-DQN torso
-    (`dlkit.rl.nature_cnn`, which scales them by 1/255 itself), with `share_torso` one torso
+    (`dlkit.rl.nature_cnn`, which scales frames by 1/255 itself), with `share_torso` one torso
     whose layers both networks call, as in the PPO baselines on Atari: its gradient is the sum
     of the policy and value terms of the loss, and the agent holds its weights once.
 

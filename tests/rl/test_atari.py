@@ -20,7 +20,7 @@ from dlkit.rl import (
     nature_cnn,
 )
 from dlkit.rl.agent import evaluate_vector
-from dlkit.rl.nature_cnn import MIN_IMAGE_SIZE
+from dlkit.rl.torso import MIN_IMAGE_SIZE
 from dlkit.training.gradients import value_and_grad
 
 GAME = "ALE/Breakout-v5"

@@ -1,4 +1,5 @@
-"""The Nature-DQN convolutional torso for stacked uint8 frames, shared by the network builders.
+"""The Nature-DQN convolutional torso for stacked uint8 frames (`nature_cnn`), shared by the
+network builders.
 
 Atari observations reach the agents as uint8 stacks of grayscale frames, channels first,
 (frame_stack, height, width), as gymnasium's `AtariPreprocessing` + `FrameStackObservation`
