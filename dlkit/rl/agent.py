@@ -236,6 +236,9 @@ class Agent(keras.Model):
     """
 
     config_class: type = AgentConfig
+    # The input dtype of the agent's networks (a subclass sets it from them): "uint8" frames
+    # stay uint8 from the environment to the network.
+    _observation_dtype: str = "float32"
     # Fields stored under another attribute name, where keras.Model already uses the name.
     _config_attribute_names: ClassVar[dict[str, str]] = {}
 
