@@ -8,6 +8,11 @@ its deterministic policy with `policy_model()`. Each agent's hyperparameters are
 dataclass (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `PPOConfig`, extending `AgentConfig`
 and `PolicyGradientConfig`), which the agent takes as `config=` or as keyword arguments.
 
+Atari: `make_atari_env` builds games with the customary preprocessing (gymnasium's
+`AtariPreprocessing` and `FrameStackObservation`, with `EpisodicLife`, `FireOnReset` and
+clipped rewards) whose logged and evaluated returns are true game scores; the network builders
+give uint8 frame stacks the Nature-DQN torso `nature_cnn`.
+
 Tabular agents: ``QLearning`` and ``SARSA`` for discrete gymnasium environments, and
 ``evaluate``, which plays greedy episodes with any agent.
 
@@ -18,6 +23,7 @@ The targets and losses of value-based agents (``q_learning_targets``, ``categori
 """
 
 from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
+from dlkit.rl.atari import EpisodicLife, FireOnReset, make_atari_env
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from dlkit.rl.dqn import DQN, DQNConfig, build_q_network
 from dlkit.rl.envs import as_vector_env, make_vector_env
@@ -36,6 +42,7 @@ from dlkit.rl.ppo import PPO, PPOConfig
 from dlkit.rl.rollout import RolloutBuffer
 from dlkit.rl.sum_tree import SumTree
 from dlkit.rl.tabular import SARSA, QLearning, evaluate
+from dlkit.rl.torso import nature_cnn
 
 __all__ = [
     "A2C",
@@ -47,6 +54,8 @@ __all__ = [
     "Agent",
     "AgentConfig",
     "DQNConfig",
+    "EpisodicLife",
+    "FireOnReset",
     "FrameReplayBuffer",
     "GreedyAction",
     "ObservationNormalization",
@@ -67,6 +76,8 @@ __all__ = [
     "categorical_projection",
     "evaluate",
     "huber_loss",
+    "make_atari_env",
     "make_vector_env",
+    "nature_cnn",
     "q_learning_targets",
 ]

@@ -37,7 +37,13 @@ import numpy as np
 from keras import ops
 
 from dlkit.rl import normalization
-from dlkit.rl.envs import as_vector_env, failing_env_index, final_observations
+from dlkit.rl.envs import (
+    as_vector_env,
+    episode_statistics,
+    failing_env_index,
+    final_observations,
+    records_episode_statistics,
+)
 from dlkit.rl.saving import generator_from_json, generator_to_json
 from dlkit.validation import (
     check_choice,
@@ -123,9 +129,12 @@ def evaluate_vector(act, env, episodes: int = 10, seed: int = 0) -> list[float]:
 
     Copy i of the `n` copies plays episodes i, i + n, i + 2n, ..., so the set of episodes (and
     so the mean) does not depend on which copy finishes first. The copies are reset with seeds
-    `seed + i`.
+    `seed + i`. An environment that records its episodes (`RecordEpisodeStatistics`, as
+    `dlkit.rl.make_atari_env` places it) is scored by those records: whole games at their true
+    score, not the lives or clipped rewards its learning episodes see.
     """
     episodes = check_int("episodes", episodes)
+    true_scores = records_episode_statistics(env)
     num_envs = env.num_envs
     quota = np.array([len(range(i, episodes, num_envs)) for i in range(num_envs)])
     totals = np.zeros(num_envs)
@@ -137,13 +146,19 @@ def evaluate_vector(act, env, episodes: int = 10, seed: int = 0) -> list[float]:
     resetting = np.zeros(num_envs, bool)
     while any(len(done) < wanted for done, wanted in zip(finished, quota)):
         actions = act(observations)
-        observations, rewards, terminated, truncated, _ = env.step(actions)
+        observations, rewards, terminated, truncated, infos = env.step(actions)
         ended = np.logical_or(terminated, truncated)
         totals += np.where(resetting, 0.0, rewards)
-        for index in np.flatnonzero(ended & ~resetting):
+        recorded = episode_statistics(infos)
+        true_scores = true_scores or recorded is not None
+        # Whole episodes at their recorded (true) score where the environment records them.
+        ended_games, scores = ended, totals
+        if true_scores:
+            ended_games, scores = recorded[:2] if recorded else (np.zeros(num_envs, bool), totals)
+        for index in np.flatnonzero(ended_games & ~resetting):
             if len(finished[index]) < quota[index]:
-                finished[index].append(float(totals[index]))
-            totals[index] = 0.0
+                finished[index].append(float(scores[index]))
+        totals[ended & ~resetting] = 0.0
         resetting = ended & ~resetting if next_step_mode else np.zeros(num_envs, bool)
     return [value for done in finished for value in done]
 
@@ -244,6 +259,9 @@ class Agent(keras.Model):
     """
 
     config_class: type = AgentConfig
+    # The input dtype of the agent's networks (a subclass sets it from them): "uint8" frames
+    # stay uint8 from the environment to the network.
+    _observation_dtype: str = "float32"
     # Fields stored under another attribute name, where keras.Model already uses the name.
     _config_attribute_names: ClassVar[dict[str, str]] = {}
 
@@ -297,7 +315,15 @@ class Agent(keras.Model):
         return self._acting[key]
 
     def _batched(self, observations) -> tuple[np.ndarray, bool]:
-        observations = np.asarray(observations, dtype="float32")
+        # The network's input dtype: uint8 frames stay bytes on the host (no float copy).
+        dtype = np.dtype(self._observation_dtype)
+        observations = np.asarray(observations)
+        if dtype == np.uint8 and observations.dtype.kind not in "ub":
+            raise ValueError(
+                "Expected raw uint8 frames (0-255): the network scales images by 1/255 itself. "
+                f"Received: observations of dtype {observations.dtype.name}"
+            )
+        observations = observations.astype(dtype, copy=False)
         single = observations.shape == self._observation_shape
         if single:
             observations = observations[None]
@@ -320,7 +346,9 @@ class Agent(keras.Model):
         agent's `ObservationNormalization` layer, so it takes raw observations.
         """
         network, head = self._policy_network_and_head()
-        inputs = keras.Input(self._observation_shape, name="observations")
+        inputs = keras.Input(
+            self._observation_shape, dtype=self._observation_dtype, name="observations"
+        )
         x = inputs
         if self.observation_normalization is not None:
             x = self.observation_normalization(inputs)
@@ -440,6 +468,14 @@ class Agent(keras.Model):
                     f"Expected the environment's observations to fit `{name}`, whose input "
                     f"shape is {expected}. Received: observation_space={space!r}"
                 )
+            dtype = np.dtype(network.inputs[0].dtype)
+            if dtype == np.uint8 and np.dtype(space.dtype) != dtype:
+                raise ValueError(
+                    f"Expected the environment to give the raw uint8 frames `{name}` takes (it "
+                    "scales them by 1/255 itself): keep AtariPreprocessing(scale_obs=False), "
+                    "as dlkit.rl.make_atari_env does. Received: observation_space="
+                    f"{space!r} of dtype {np.dtype(space.dtype).name}"
+                )
 
     def _step_env(self, env, actions):
         """Steps every copy; returns (observations, rewards, terminated, truncated, reached).
@@ -462,12 +498,21 @@ class Agent(keras.Model):
         truncated = np.asarray(truncated, dtype=bool)
         self._episode_return += rewards
         self._episode_length += 1
-        for index in np.flatnonzero(terminated | truncated):
-            self.episode_returns.append(float(self._episode_return[index]))
-            self.episode_lengths.append(int(self._episode_length[index]))
+        # Whole episodes at their true score where the environment records them (an Atari
+        # game, not a life, whatever the reward clipping); else the sum of the rewards.
+        recorded = episode_statistics(infos)
+        self._true_scores = self._true_scores or recorded is not None
+        if self._true_scores:
+            ended, returns, lengths = recorded or (np.zeros(env.num_envs, bool), None, None)
+        else:
+            ended = terminated | truncated
+            returns, lengths = self._episode_return, self._episode_length
+        for index in np.flatnonzero(ended):
+            self.episode_returns.append(float(returns[index]))
+            self.episode_lengths.append(int(lengths[index]))
             self.num_episodes += 1
-            self._episode_return[index] = 0.0
-            self._episode_length[index] = 0
+        self._episode_return[terminated | truncated] = 0.0
+        self._episode_length[terminated | truncated] = 0
         self.num_timesteps += env.num_envs
         reached = final_observations(observations, infos)
         # Normalisation last: the episode records above keep the environment's true rewards.
@@ -481,6 +526,7 @@ class Agent(keras.Model):
         observations, _ = env.reset(seed=seeds)
         self._episode_return = np.zeros(env.num_envs, np.float32)
         self._episode_length = np.zeros(env.num_envs, np.int64)
+        self._true_scores = records_episode_statistics(env)
         if self._reward_scaler is not None:
             self._reward_scaler.reset(env.num_envs)
         if self._observation_statistics is not None:

@@ -15,6 +15,7 @@ from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from dlkit.rl.frame_buffer import FrameReplayBuffer, PrioritizedFrameReplayBuffer
 from dlkit.rl.ops import categorical_projection, huber_loss, q_learning_targets
+from dlkit.rl.torso import is_image_space, observation_features
 from dlkit.validation import (
     check_choice,
     check_int,
@@ -30,9 +31,9 @@ LOSSES = ("huber", "mse")
 
 
 def build_q_network(
-    observation_shape: tuple[int, ...],
+    observation_shape,
     num_actions: int,
-    hidden_units: tuple[int, ...] = (256, 256),
+    hidden_units: tuple[int, ...] | None = None,
     dueling: bool = False,
     noisy: bool = False,
     num_atoms: int | None = None,
@@ -40,14 +41,22 @@ def build_q_network(
     v_max: float = 10.0,
     name: str = "q_network",
 ) -> keras.Model:
-    """A multilayer-perceptron Q-network for vector observations, with the DQN options.
+    """A Q-network for vector or image observations, with the DQN options.
+
+    Vector observations go through a multilayer perceptron. Images, stacked uint8 frames
+    (frame_stack, height, width) channels first, go through the Nature-DQN convolutional torso
+    (`dlkit.rl.nature_cnn`), which scales them by 1/255 itself: the network takes raw
+    frames.
 
     Args:
-        observation_shape: the shape of one observation, e.g. `(4,)`.
+        observation_shape: the shape of one observation, e.g. `(4,)` or `(4, 84, 84)` for
+            frames, or the gymnasium observation space (a Box of uint8 images is checked).
         num_actions: the number of discrete actions.
-        hidden_units: widths of the hidden ReLU layers. Defaults to `(256, 256)`.
+        hidden_units: widths of the hidden ReLU layers (after the torso for images). Defaults
+            to None: `(256, 256)` for vectors, none for images (the torso ends in 512 units).
         dueling: end in a `DuelingHead` (notes eq. 9.15). Defaults to False.
-        noisy: use `NoisyDense` for every layer, for exploration without ε. Defaults to False.
+        noisy: use `NoisyDense` for every dense layer, for exploration without ε. Defaults to
+            False.
         num_atoms: end in a C51 `CategoricalQHead` of this many atoms on [v_min, v_max]
             (notes eqs. 9.17-9.18); None for plain Q-values. Defaults to None.
         v_min: the lowest atom of a categorical head. Defaults to -10.
@@ -56,13 +65,16 @@ def build_q_network(
 
     Returns:
         A functional `keras.Model` from observations (B, *observation_shape) to Q-values
-        (B, num_actions), or to return distributions (B, num_actions, num_atoms).
+        (B, num_actions), or to return distributions (B, num_actions, num_atoms). For images
+        its input is uint8.
 
     Example:
 
         >>> network = build_q_network((4,), 2, hidden_units=(32,), dueling=True)
         >>> network.output.shape
         (None, 2)
+        >>> build_q_network((4, 84, 84), 4).input.dtype
+        'uint8'
     """
     num_actions = check_int("num_actions", num_actions)
     if dueling and num_atoms is not None:
@@ -76,8 +88,9 @@ def build_q_network(
             return NoisyDense(units, activation=activation, name=name)
         return keras.layers.Dense(units, activation=activation, name=name)
 
-    inputs = keras.Input(tuple(observation_shape), name="observations")
-    features = keras.layers.Flatten()(inputs) if len(observation_shape) > 1 else inputs
+    inputs, features = observation_features(observation_shape, noisy=noisy)
+    if hidden_units is None:
+        hidden_units = () if is_image_space(observation_shape) else (256, 256)
     for index, units in enumerate(hidden_units):
         features = dense(check_int("hidden_units", units), "relu", f"hidden_{index}")(features)
     if dueling:
@@ -266,6 +279,7 @@ class DQN(Agent):
         self.noisy = bool(_find_layer(q_network, NoisyDense))
         self.dueling = bool(_find_layer(q_network, DuelingHead))
         self._observation_shape = tuple(q_network.inputs[0].shape[1:])
+        self._observation_dtype = np.dtype(q_network.inputs[0].dtype).name
 
         # The target network: same architecture, its own (non-trainable) copy of the weights.
         self.target_network = keras.models.clone_model(q_network)
@@ -446,6 +460,7 @@ class DQN(Agent):
         arguments = dict(
             capacity=max(self.buffer_size, num_envs),
             observation_shape=self._observation_shape,
+            observation_dtype=self._observation_dtype,
             num_envs=num_envs,
             n_step=self.n_step,
             gamma=self.gamma,
@@ -490,7 +505,7 @@ class DQN(Agent):
         return {
             "actions": batch["actions"].astype(np.int32),
             "rewards": batch["rewards"],
-            "next_observations": batch["next_observations"].astype(np.float32),
+            "next_observations": batch["next_observations"],
             "dones": batch["dones"],
             "discounts": batch["discounts"],
             "weights": batch.get("weights", np.ones_like(batch["rewards"], np.float32)),
@@ -513,9 +528,7 @@ class DQN(Agent):
             count = min(steps, due)
             batches = [self.buffer.sample(self.batch_size) for _ in range(count)]
             stacked = {key: np.stack([batch[key] for batch in batches]) for key in batches[0]}
-            logs = self._train_batches(
-                stacked["observations"].astype(np.float32), self._targets(stacked)
-            )
+            logs = self._train_batches(stacked["observations"], self._targets(stacked))
             losses.append(float(logs["loss"]))
             if self.num_updates % self.target_update_interval == 0:
                 self.update_target()
@@ -525,7 +538,7 @@ class DQN(Agent):
     def _gradient_step(self) -> float:
         """One gradient step on one sampled minibatch (updating priorities if prioritized)."""
         batch = self.buffer.sample(self.batch_size)
-        logs = self._train_batch(batch["observations"].astype(np.float32), self._targets(batch))
+        logs = self._train_batch(batch["observations"], self._targets(batch))
         if self.num_updates % self.target_update_interval == 0:
             self.update_target()
         if self.prioritized:

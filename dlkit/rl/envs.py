@@ -158,3 +158,39 @@ def failing_env_index(env, error: BaseException) -> int | None:
                 index = position
         traceback = traceback.tb_next
     return index
+
+
+def episode_statistics(infos: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The episodes a `RecordEpisodeStatistics` wrapper reported this step, if any.
+
+    Returns `(ended, returns, lengths)`, a boolean mask over the copies and the recorded return
+    and length of each (valid where `ended`), from `infos["episode"]` (mask
+    `infos["_episode"]`); a same-step-autoreset `SyncVectorEnv` nests the last step's infos of
+    a finished copy in `infos["final_info"]`, read as well. None when the step reported none.
+    """
+    for source in (infos, infos.get("final_info") or {}):
+        if isinstance(source, dict) and "episode" in source:
+            episode = source["episode"]
+            ended = np.asarray(source.get("_episode", np.ones(len(episode["r"]), bool)), bool)
+            return ended, np.asarray(episode["r"], np.float64), np.asarray(episode["l"], np.int64)
+    return None
+
+
+def records_episode_statistics(env) -> bool:
+    """Whether a vector environment reports whole episodes in `infos["episode"]`.
+
+    True when its metadata says so (`metadata["episode_statistics"]`, which
+    `dlkit.rl.make_atari_env` sets), or when the first copy of a `SyncVectorEnv` is wrapped in
+    gymnasium's `RecordEpisodeStatistics`. An environment that ends episodes more often than it
+    records them (an Atari life loss) must say so, so that returns are counted per record.
+    """
+    from gymnasium.wrappers import RecordEpisodeStatistics
+
+    if env.metadata.get("episode_statistics"):
+        return True
+    copy = (getattr(env, "envs", None) or [None])[0]
+    while copy is not None:
+        if isinstance(copy, RecordEpisodeStatistics):
+            return True
+        copy = getattr(copy, "env", None)
+    return False

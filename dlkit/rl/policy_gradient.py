@@ -24,6 +24,12 @@ from keras import ops
 
 from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.rollout import RolloutBuffer
+from dlkit.rl.torso import (
+    check_image_observations,
+    is_image_space,
+    nature_cnn,
+    observation_features,
+)
 from dlkit.validation import check_int, check_model, check_non_negative, check_unit_interval
 
 __all__ = [
@@ -69,18 +75,29 @@ def space_from_config(config: dict):
 
 
 def build_actor_critic(
-    observation_shape: tuple[int, ...],
+    observation_shape,
     action_space,
-    hidden_units: tuple[int, ...] = (64, 64),
+    hidden_units: tuple[int, ...] | None = None,
     activation: str = "tanh",
+    share_torso: bool = True,
 ) -> tuple[keras.Model, keras.Model]:
-    """Separate multilayer-perceptron actor and critic for vector observations.
+    """Actor and critic for vector observations (perceptrons) or stacked frames (CNN).
+
+    Vector observations go through separate multilayer perceptrons. Images, stacked uint8
+    frames (frame_stack, height, width) channels first, go through the Nature-DQN torso
+    (`dlkit.rl.nature_cnn`, which scales frames by 1/255 itself), with `share_torso` one torso
+    whose layers both networks call, as in the PPO baselines on Atari: its gradient is the sum
+    of the policy and value terms of the loss, and the agent holds its weights once.
 
     Args:
-        observation_shape: the shape of one observation, e.g. `(4,)`.
+        observation_shape: the shape of one observation, e.g. `(4,)` or `(4, 84, 84)` for
+            frames, or the gymnasium observation space (a Box of uint8 images is checked).
         action_space: a gymnasium `Discrete` or one-dimensional `Box` space.
-        hidden_units: widths of the hidden layers of each network. Defaults to `(64, 64)`.
+        hidden_units: widths of the hidden layers of each network (after the torso for
+            images). Defaults to None: `(64, 64)` for vectors, none for images.
         activation: the hidden layers' activation. Defaults to `"tanh"`.
+        share_torso: one image torso for both networks; False gives each its own. Defaults to
+            True. Ignored for vector observations.
 
     Returns:
         `(actor, critic)`: the actor maps observations to logits (B, n) or Gaussian means
@@ -93,13 +110,21 @@ def build_actor_critic(
         >>> actor, critic = build_actor_critic((4,), Discrete(2))
         >>> actor.output.shape, critic.output.shape
         ((None, 2), (None, 1))
+        >>> actor, critic = build_actor_critic((4, 84, 84), Discrete(4))
+        >>> actor.get_layer("nature_cnn") is critic.get_layer("nature_cnn")
+        True
     """
     description = space_to_config(action_space)
     outputs = description["n"] if description["kind"] == "discrete" else len(description["low"])
+    image = is_image_space(observation_shape)
+    if hidden_units is None:
+        hidden_units = () if image else (64, 64)
+    torso = None
+    if image and share_torso:
+        torso = nature_cnn(check_image_observations(observation_shape, "observation_shape"))
 
-    def mlp(name, units, gain):
-        inputs = keras.Input(tuple(observation_shape), name="observations")
-        x = keras.layers.Flatten()(inputs) if len(observation_shape) > 1 else inputs
+    def network(name, units, gain):
+        inputs, x = observation_features(observation_shape, torso=torso)
         for index, width in enumerate(hidden_units):
             x = keras.layers.Dense(
                 check_int("hidden_units", width),
@@ -112,7 +137,7 @@ def build_actor_critic(
         )(x)
         return keras.Model(inputs, x, name=name)
 
-    return mlp("actor", outputs, 0.01), mlp("critic", 1, 1.0)
+    return network("actor", outputs, 0.01), network("critic", 1, 1.0)
 
 
 @dataclasses.dataclass
@@ -189,11 +214,14 @@ class ActorCritic(Agent):
         self.action_space = space_to_config(action_space)
         self.discrete = self.action_space["kind"] == "discrete"
         self._observation_shape = tuple(actor.inputs[0].shape[1:])
+        self._observation_dtype = np.dtype(actor.inputs[0].dtype).name
         critic_shape = tuple(critic.inputs[0].shape[1:])
-        if critic_shape != self._observation_shape:
+        critic_dtype = np.dtype(critic.inputs[0].dtype).name
+        if (critic_shape, critic_dtype) != (self._observation_shape, self._observation_dtype):
             raise ValueError(
-                f"Expected `critic` to take the actor's observations {self._observation_shape}. "
-                f"Received: critic input shape {critic_shape}"
+                f"Expected `critic` to take the actor's observations {self._observation_shape} "
+                f"of dtype {self._observation_dtype}. Received: critic input shape "
+                f"{critic_shape} of dtype {critic_dtype}"
             )
         if tuple(critic.outputs[0].shape[1:]) != (1,):
             raise ValueError(
@@ -223,7 +251,9 @@ class ActorCritic(Agent):
                 name="log_std",
             )
         # Actor and critic in one functional model: one compiled call per environment step.
-        inputs = keras.Input(self._observation_shape, name="observations")
+        inputs = keras.Input(
+            self._observation_shape, dtype=self._observation_dtype, name="observations"
+        )
         self._acting_model = keras.Model(inputs, [actor(inputs), critic(inputs)], name="acting")
         self._build_normalization(actor)
         self.built = True
@@ -365,6 +395,12 @@ class ActorCritic(Agent):
                 "actor": keras.saving.serialize_keras_object(self.actor),
                 "critic": keras.saving.serialize_keras_object(self.critic),
                 "action_space": self.action_space,
+                # Layers the two networks share (a shared image torso), rejoined on loading.
+                "shared_layers": [
+                    layer.name
+                    for layer in self.actor.layers
+                    if any(layer is other for other in self.critic.layers)
+                ],
             }
         )
         return config
@@ -374,14 +410,25 @@ class ActorCritic(Agent):
         config = dict(config)
         for name in ("actor", "critic"):
             config[name] = keras.saving.deserialize_keras_object(config[name])
+        shared = set(config.pop("shared_layers", ()))
+        if shared:
+            # Each network was serialised with its own copy of the shared layers: the critic
+            # is rebuilt calling the actor's, so that the agent holds their weights once.
+            actor = config["actor"]
+            config["critic"] = keras.models.clone_model(
+                config["critic"],
+                clone_function=lambda layer: (
+                    actor.get_layer(layer.name) if layer.name in shared else layer
+                ),
+            )
         return cls(**config)
 
     @classmethod
-    def from_env(cls, env, hidden_units=(64, 64), activation="tanh", **kwargs):
+    def from_env(cls, env, hidden_units=None, activation="tanh", **kwargs):
         """Builds the agent with `build_actor_critic` networks for `env`'s spaces."""
         single = getattr(env, "single_observation_space", env.observation_space)
         action_space = getattr(env, "single_action_space", env.action_space)
-        actor, critic = build_actor_critic(single.shape, action_space, hidden_units, activation)
+        actor, critic = build_actor_critic(single, action_space, hidden_units, activation)
         return cls(actor, critic, action_space, **kwargs)
 
 
@@ -394,6 +441,7 @@ class RolloutAgent(ActorCritic):
                 num_steps=self.n_steps,
                 num_envs=env.num_envs,
                 observation_shape=self._observation_shape,
+                observation_dtype=self._observation_dtype,
                 action_shape=self.action_shape,
                 gamma=self.gamma,
                 gae_lambda=gae_lambda,
@@ -603,7 +651,7 @@ class REINFORCE(ActorCritic):
             "returns": pad(returns.astype(np.float32)),
             "weights": pad(np.ones(size, np.float32)),
         }
-        logs = self._train_batch(pad(observations.astype(np.float32)), targets)
+        logs = self._train_batch(pad(observations.astype(self._observation_dtype)), targets)
         return {"loss": float(logs["loss"])}
 
     def _episode_arrays(self, steps, tail: float):

@@ -149,6 +149,10 @@ def inference_function(model, compiled):
     return call
 
 
+# Stacked gradient steps up to this many are unrolled in the compiled function, not scanned.
+_MAX_UNROLLED_STEPS = 8
+
+
 def train_steps_function(model, compiled):
     groups = lambda: (  # noqa: E731 - re-read on every call: variables may be replaced
         model.trainable_variables,
@@ -165,8 +169,15 @@ def train_steps_function(model, compiled):
             logs, state = model.train_step(state, (*batch, None))
             return state, logs
 
-        state, logs = jax.lax.scan(body, state, (x, y))
-        return keras.tree.map_structure(lambda value: value[-1], logs), state
+        if x.shape[0] > _MAX_UNROLLED_STEPS:
+            state, logs = jax.lax.scan(body, state, (x, y))
+            return keras.tree.map_structure(lambda value: value[-1], logs), state
+        # A few steps are unrolled: XLA:CPU runs convolutions inside a scan's loop about 20×
+        # slower than outside it (a Nature-DQN step on 64 frames: 2.2 s against 0.1 s).
+        for index in range(x.shape[0]):
+            batch = keras.tree.map_structure(lambda leaf, index=index: leaf[index], (x, y))
+            state, logs = body(state, batch)
+        return logs, state
 
     def call(x, y):
         state = tuple([variable.value for variable in variables] for variables in groups())
