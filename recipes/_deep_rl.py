@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -38,7 +39,8 @@ import numpy as np
 from dlkit.plotting import plot_episode_returns
 from dlkit.recipes._recipe import check_config, export_for_serving, write_metrics
 from dlkit.rl import make_vector_env
-from dlkit.validation import check_int, check_shape
+from dlkit.rl.envs import ENGINES
+from dlkit.validation import check_choice, check_int, check_shape
 
 # Episodes in the moving average of returns.png.
 AVERAGE_WINDOW = 100
@@ -86,6 +88,11 @@ class RunConfig:
     """Episodes of each evaluation and of the final one (played by as many copies)."""
     checkpoint_interval: int = 10_000
     """Environment steps between checkpoints (output_dir/checkpoint.npz)."""
+    engine: str = "gymnasium"
+    """Vector environment engine: gymnasium (in process, or worker processes with
+    asynchronous) or envpool (the `envpool` extra, its C++ threads)."""
+    asynchronous: bool = False
+    """Step the gymnasium engine's copies in worker processes (for slow simulators)."""
     export: str = "saved_model"
     """Serving export of the deterministic policy (observations → actions): saved_model, onnx
     or none."""
@@ -95,24 +102,83 @@ class RunConfig:
     """1: a progress bar with the mean return, steps per second, DQN's ε and the evaluations;
     0: silent."""
 
-    def __post_init__(self) -> None:
-        import gymnasium as gym
+    # Vector observations need hidden layers; pixels have the torso's.
+    needs_hidden_units: ClassVar[bool] = True
 
+    def __post_init__(self) -> None:
         super().__post_init__()  # the agent's config checks its fields
         for name in POSITIVE_FIELDS:
             setattr(self, name, check_int(name, getattr(self, name)))
         check_config(self)  # `export`
+        self.engine = check_choice("engine", self.engine, ENGINES)
+        self.asynchronous = bool(self.asynchronous)
         self.hidden_units = check_shape("hidden_units", self.hidden_units, minimum=1)
-        if not self.hidden_units:
+        if not self.hidden_units and self.needs_hidden_units:
             raise ValueError(
                 "Expected `hidden_units` to be one or more layer widths >= 1. "
                 f"Received: hidden_units={self.hidden_units!r}"
             )
+        self._check_env_id()
+
+    def _check_env_id(self) -> None:
+        import gymnasium as gym
+
         if self.env_id not in gym.registry:
             raise ValueError(
                 "Expected `env_id` to be a registered gymnasium environment. "
                 f"Received: env_id={self.env_id!r}"
             )
+
+    def make_env(self, num_envs: int):
+        """`num_envs` copies of `env_id` as one vector environment (`dlkit.rl.make_vector_env`)."""
+        return make_vector_env(
+            self.env_id, num_envs, asynchronous=self.asynchronous, engine=self.engine
+        )
+
+
+@dataclass
+class AtariRunConfig(RunConfig):
+    """The settings of a run on an Atari game, from pixels: `RunConfig` with the game's
+    preprocessing (`dlkit.rl.make_atari_env`) and the defaults of Atari runs.
+
+    The networks take the uint8 frame stacks through the Nature-DQN torso; `hidden_units` are
+    further layers after it (none by default). Learning episodes end at each lost life and see
+    clipped rewards; the logged and evaluated returns are whole games at their true scores.
+    """
+
+    env_id: str = "ALE/Breakout-v5"
+    """Atari game registered by ale-py (the `atari` extra), such as ALE/Pong-v5."""
+    hidden_units: tuple[int, ...] = ()
+    """Widths of further hidden layers after the convolutional torso's 512 units."""
+    max_episode_steps: int | None = None
+    """The longest game in agent steps (None: ALE's own limit of 108,000 frames)."""
+    stop_at_solved: bool = False
+    eval_interval: int = 100_000
+    checkpoint_interval: int = 100_000
+
+    needs_hidden_units: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_episode_steps is not None:
+            self.max_episode_steps = check_int("max_episode_steps", self.max_episode_steps)
+
+    def _check_env_id(self) -> None:
+        from dlkit.rl.atari import check_atari_id
+
+        check_atari_id(self.env_id)
+
+    def make_env(self, num_envs: int):
+        """`num_envs` copies of the preprocessed game (`dlkit.rl.make_atari_env`)."""
+        from dlkit.rl import make_atari_env
+
+        return make_atari_env(
+            self.env_id,
+            num_envs,
+            max_episode_steps=self.max_episode_steps,
+            asynchronous=self.asynchronous,
+            engine=self.engine,
+        )
 
 
 def solve_threshold(env_id: str) -> float | None:
@@ -203,7 +269,11 @@ def policy_observations(agent, env, steps: int = PARITY_STEPS, seed: int = 0) ->
     observations, _ = env.reset(seed=[seed + i for i in range(env.num_envs)])
     batches = []
     for _ in range(steps):
-        batches.append(np.asarray(observations, np.float32))
+        observations = np.asarray(observations)
+        # Frames stay uint8, what the exported policy takes; vectors become float32.
+        batches.append(
+            observations if observations.dtype == np.uint8 else observations.astype("float32")
+        )
         observations, *_ = env.step(agent.act(observations, explore=False))
     return np.concatenate(batches)
 
@@ -223,13 +293,14 @@ def export_policy(paths: dict, agent, eval_env, output_dir: Path, export_format:
 
 
 def run(config, build_agent: Callable) -> dict:
-    """Builds the agent with ``build_agent(env)``, trains (or resumes) it, evaluates its
+    """Builds the agent with ``build_agent(env)`` for the environments ``config.make_env``
+    makes, trains (or resumes) it, evaluates its
     deterministic policy and writes the artefacts; returns the metrics and paths."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    env = make_vector_env(config.env_id, config.num_envs)
-    eval_env = make_vector_env(config.env_id, config.eval_episodes)
+    env = config.make_env(config.num_envs)
+    eval_env = config.make_env(config.eval_episodes)
     agent = build_agent(env)
     threshold = solve_threshold(config.env_id)
     callbacks = []

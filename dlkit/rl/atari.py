@@ -18,7 +18,7 @@ import numpy as np
 from dlkit.rl.envs import _autoreset_mode
 from dlkit.validation import check_choice, check_int, check_type, check_unit_interval
 
-__all__ = ["ENGINES", "EpisodicLife", "FireOnReset", "make_atari_env"]
+__all__ = ["ENGINES", "EpisodicLife", "FireOnReset", "check_atari_id", "make_atari_env"]
 
 ENGINES = ("gymnasium", "envpool")
 _INSTALL_ATARI = 'pip install "dlkit[atari]"'
@@ -102,7 +102,7 @@ class FireOnReset(gym.Wrapper):
         return observation, info
 
 
-def _check_atari_id(env_id: str):
+def check_atari_id(env_id: str):
     """The gymnasium spec of `env_id`, an Atari game registered by ale-py."""
     try:
         import ale_py
@@ -258,7 +258,7 @@ def make_atari_env(
     if engine == "envpool":
         env = _make_envpool_atari()(env_id, num_envs, **settings, **make_kwargs)
     else:
-        _check_atari_id(env_id)
+        check_atari_id(env_id)
         factories = [lambda: _make_game(env_id, settings, make_kwargs) for _ in range(num_envs)]
         vector_class = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
         env = vector_class(factories, autoreset_mode=_autoreset_mode())

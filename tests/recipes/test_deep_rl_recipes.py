@@ -116,8 +116,8 @@ def test_tiny_run_writes_every_artefact_and_a_second_run_resumes(name, tmp_path)
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     make_vector_env = _deep_rl.make_vector_env
 
-    def interrupted_after_60_steps(env_id, num_envs):
-        env = make_vector_env(env_id, num_envs)
+    def interrupted_after_60_steps(env_id, num_envs, **options):
+        env = make_vector_env(env_id, num_envs, **options)
         if num_envs == 2:  # the training copies, not the evaluation's
             step, calls = env.step, []
 
