@@ -15,14 +15,12 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from dlkit.rl.envs import _autoreset_mode
+from dlkit.rl.envs import ENGINES, _autoreset_mode
 from dlkit.validation import check_choice, check_int, check_type, check_unit_interval
 
-__all__ = ["ENGINES", "EpisodicLife", "FireOnReset", "check_atari_id", "make_atari_env"]
+__all__ = ["EpisodicLife", "FireOnReset", "check_atari_id", "make_atari_env"]
 
-ENGINES = ("gymnasium", "envpool")
 _INSTALL_ATARI = 'pip install "dlkit[atari]"'
-_INSTALL_ENVPOOL = 'pip install "dlkit[envpool]"'
 
 
 class EpisodicLife(gym.Wrapper):
@@ -269,14 +267,8 @@ def make_atari_env(
 
 
 def _make_envpool_atari():
-    """`dlkit.rl.envpool_engine.make_envpool_atari`, imported when first needed."""
-    try:
-        import envpool  # noqa: F401
+    """`dlkit.rl.envpool_engine.make_envpool_atari`, whose first call raises ImportError naming
+    the `envpool` extra when envpool is missing."""
+    from dlkit.rl.envpool_engine import make_envpool_atari
 
-        from dlkit.rl.envpool_engine import make_envpool_atari
-    except ImportError as error:
-        raise ImportError(
-            f"engine='envpool' needs the envpool package: {_INSTALL_ENVPOOL}. "
-            f"({type(error).__name__}: {error})"
-        ) from error
     return make_envpool_atari

@@ -312,7 +312,7 @@ def test_unknown_atari_ids_and_engines_are_rejected(monkeypatch):
         make_atari_env("CartPole-v1")
     with pytest.raises(ValueError, match=r"`engine`.*Received: engine='gym'"):
         make_atari_env(GAME, engine="gym")
-    monkeypatch.setitem(sys.modules, "dlkit.rl.envpool_engine", None)
+    monkeypatch.setitem(sys.modules, "envpool", None)  # envpool not installed
     with pytest.raises(ImportError, match=r'pip install "dlkit\[envpool\]"'):
         make_atari_env(GAME, engine="envpool")
     monkeypatch.setitem(sys.modules, "ale_py", None)
