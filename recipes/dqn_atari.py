@@ -6,11 +6,12 @@ emulator frames per action, up to 30 no-ops after a reset, sticky actions, a los
 learning episode, rewards clipped to their sign for learning), the Q-network is the Nature-DQN
 torso (three convolutions and 512 units, `dlkit.rl.nature_cnn`) taking the raw uint8 frames,
 and replay stores each frame once (`dlkit.rl.FrameReplayBuffer`: a 100,000-transition buffer
-of 84×84×4 stacks takes about 0.7 GB instead of 5.6). The defaults are rl-baselines3-zoo's
-Atari DQN settings (Adam 1e-4, batch 32, 100,000 transitions, learning from step 100,000, a
-gradient step every 4 steps, the target network copied every 1,000 steps, ε from 1 to 0.01
-over the first tenth of the run), with a shorter run: the zoo trains 10 million steps, which
-takes days on a CPU. The returns logged and evaluated are whole games at their true scores.
+of 84×84×4 stacks takes 0.76 GB instead of 5.6, by benchmarks/replay_memory.py). The defaults
+are rl-baselines3-zoo's Atari DQN settings (Adam 1e-4, batch 32, 100,000 transitions, learning
+from step 100,000, a gradient step every 4 steps, the target network copied every 1,000 steps,
+ε from 1 to 0.01 over the first tenth of the run), with a shorter run: the zoo trains 10
+million steps, which takes days on a CPU. The returns logged and evaluated are whole games at
+their true scores.
 
 Artefacts in ``output_dir``: ``agent.keras`` (the whole agent: ``keras.saving.load_model``),
 ``returns.png`` (the score of every training game and their moving average),
