@@ -168,8 +168,9 @@ def episode_statistics(infos: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     `infos["_episode"]`); a same-step-autoreset `SyncVectorEnv` nests the last step's infos of
     a finished copy in `infos["final_info"]`, read as well. None when the step reported none.
     """
-    for source in (infos, infos.get("final_info") or {}):
-        if isinstance(source, dict) and "episode" in source:
+    final_info = infos.get("final_info")
+    for source in (infos, final_info if isinstance(final_info, dict) else {}):
+        if "episode" in source:
             episode = source["episode"]
             ended = np.asarray(source.get("_episode", np.ones(len(episode["r"]), bool)), bool)
             return ended, np.asarray(episode["r"], np.float64), np.asarray(episode["l"], np.int64)

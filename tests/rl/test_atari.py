@@ -212,6 +212,7 @@ def test_dqn_learns_on_breakout_with_uint8_replay():
         batch_size=8,
         train_frequency=8,
         target_update_interval=10,
+        frame_replay=False,  # full stacks, uint8 (the default stores each frame once)
         seed=0,
     )
     agent.learn(env, total_timesteps=200, verbose=0)

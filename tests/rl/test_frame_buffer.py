@@ -225,8 +225,10 @@ def test_bad_shapes_are_rejected():
 
 
 def q_network():
-    inputs = keras.Input((STACK, *FRAME))
-    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.Flatten()(inputs / 255.0))
+    # uint8 frames in, as the Nature torso takes them: the agent keeps them uint8 end to end.
+    inputs = keras.Input((STACK, *FRAME), dtype="uint8")
+    scaled = keras.layers.Rescaling(1 / 255)(inputs)
+    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.Flatten()(scaled))
     return keras.Model(inputs, keras.layers.Dense(2)(hidden))
 
 
