@@ -163,6 +163,19 @@ def evaluate_vector(act, env, episodes: int = 10, seed: int = 0) -> list[float]:
     return [value for done in finished for value in done]
 
 
+def first_argmax(values):
+    """The index of the first largest entry along the last axis, int32, as `numpy.argmax`.
+
+    Built from max, equal, where and min rather than `keras.ops.argmax`, whose TensorFlow form
+    (a bitcast that tells −0.0 from +0.0) has no ONNX equivalent, so that exported policies
+    convert to ONNX from every backend.
+    """
+    count = ops.shape(values)[-1]
+    best = ops.max(values, axis=-1, keepdims=True)
+    indices = ops.arange(count, dtype="int32")
+    return ops.min(ops.where(ops.equal(values, best), indices, count), axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="dlkit")
 class GreedyAction(keras.layers.Layer):
     """The deterministic action of a network's output: the last layer of an exported policy.
@@ -222,7 +235,7 @@ class GreedyAction(keras.layers.Layer):
         if self.rule == "expected_argmax":
             support = ops.convert_to_tensor(self.support, outputs.dtype)
             outputs = ops.sum(outputs * support, axis=-1)
-        return ops.cast(ops.argmax(outputs, axis=-1), "int32")
+        return first_argmax(outputs)
 
     def compute_output_shape(self, input_shape):
         if self.rule == "clip":

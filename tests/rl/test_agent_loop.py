@@ -722,6 +722,32 @@ def test_greedy_action_rules():
     np.testing.assert_allclose(clipped, [[-1.0, 0.05], [1.0, -0.1]])
 
 
+def test_greedy_action_breaks_ties_as_numpy_argmax():
+    # Ties go to the first index; all-equal rows, negatives and a -0.0 beside 0.0 included.
+    q_values = np.array(
+        [[1.0, 3.0, 3.0, 0.0], [0.0] * 4, [-1.0, -2.0, -0.5, -3.0], [-0.0, 0.0, -1.0, -0.0]],
+        "float32",
+    )
+    actions = keras.ops.convert_to_numpy(GreedyAction("argmax")(q_values))
+    assert actions.dtype == np.int32
+    assert actions.tolist() == np.argmax(q_values, axis=-1).tolist() == [1, 0, 2, 0]
+    batch = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
+    actions = keras.ops.convert_to_numpy(GreedyAction("argmax")(batch))
+    np.testing.assert_array_equal(actions, np.argmax(batch, axis=-1))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="exported in process")
+def test_argmax_policy_exports_to_onnx(tmp_path):
+    pytest.importorskip("tf2onnx")
+    from dlkit.export import export, verify
+
+    keras.utils.set_random_seed(0)
+    agent = DQN(build_q_network((4,), 3, hidden_units=(8,)))
+    x = np.random.default_rng(1).normal(size=(16, 4)).astype("float32")
+    path = export(agent.policy_model(), tmp_path / "policy.onnx", format="onnx")
+    assert verify(path, x, agent.act(x).astype("int32"), atol=0) == 0
+
+
 def test_greedy_action_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"`rule`.*Received: rule='softmax'"):
         GreedyAction("softmax")
