@@ -181,7 +181,7 @@ class ObservationNormalization(keras.layers.Layer):
     Example:
 
         >>> layer = ObservationNormalization()
-        >>> layer(np.zeros((2, 3))).shape
+        >>> tuple(layer(np.zeros((2, 3))).shape)
         (2, 3)
     """
 
