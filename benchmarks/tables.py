@@ -452,6 +452,117 @@ def _targets(targets: dict) -> str:
     return " ".join(sentences)
 
 
+# The workloads of `rl_scale.py`, each stored in benchmarks/results/rl_scale_<workload>.json.
+RL_SCALE_WORKLOADS = {
+    "ppo_breakout": "PPO, Breakout-v5, 8 copies",
+    "dqn_breakout": "DQN, Breakout-v5, 1 copy",
+    "ppo_halfcheetah": "PPO, HalfCheetah-v5, normalised",
+}
+_RL_SCALE_RUNNERS = ("dlkit-tensorflow", "dlkit-jax", "dlkit-torch")
+
+
+def _met(targets: dict) -> str:
+    return " / ".join("met" if met else "not met" for met in targets.values())
+
+
+def rl_scale() -> str:
+    """Env steps per second of `learn` (updates included) per workload and runner, with the
+    ratios of dlkit's to SB3's and the targets, one row per workload."""
+    rows, sources = [], []
+    for workload, label in RL_SCALE_WORKLOADS.items():
+        if not os.path.exists(os.path.join(RESULTS, f"rl_scale_{workload}.json")):
+            continue
+        record = load(f"rl_scale_{workload}")
+        summary = record["results"]["summary"][workload]
+        runners, ratios = summary["runners"], summary.get("ratios_to_sb3", {})
+        peer = runners["sb3"]
+        cells = [
+            label,
+            _number(peer["timed_steps"], 0),
+            f"{_number(peer['steps_per_second'], 0)} / {_number(peer['steps_per_cpu_second'], 0)}",
+        ]
+        for runner in _RL_SCALE_RUNNERS:
+            row, ratio = runners.get(runner), ratios.get(runner)
+            cells.append(
+                "—"
+                if row is None
+                else f"{_number(row['steps_per_second'], 0)} / "
+                f"{_number(row['steps_per_cpu_second'], 0)} "
+                f"({_number(ratio['wall'], 2)}× / {_number(ratio['cpu'], 2)}×)"
+            )
+        targets = summary["targets_met"]
+        cells += [_met(targets["wall"]), _met(targets["cpu"])]
+        rows.append(cells)
+        average = record["load_average"]
+        sources.append(
+            provenance(record)
+            if not sources
+            else f"{label}: load average (1 min) {average['before'][0]:.1f} before and "
+            f"{average['after'][0]:.1f} after; command `{record['command']}`, stored in "
+            f"`{record['file']}`.\n"
+        )
+    table = _table(
+        [
+            "workload",
+            "timed steps",
+            "SB3: wall / CPU",
+            *(
+                f"dlkit {BACKEND_NAMES[runner.split('-')[1]]}: wall / CPU (× SB3)"
+                for runner in _RL_SCALE_RUNNERS
+            ),
+            "≥ 2× on the fastest / ≥ 1× on every backend (wall)",
+            "the same, CPU time",
+        ],
+        ["---", "---:", "---:", "---:", "---:", "---:", "---", "---"],
+        rows,
+    )
+    return (
+        table
+        + "\nEnv steps per second of `learn`, updates included, from the end of the first update "
+        "(DQN: 1,000 steps past its learning starts) to the end of the run, per second of wall "
+        "time / of the process's CPU time; in brackets dlkit's over SB3's (wall / CPU).\n\n"
+        + "\n".join(sources)
+    )
+
+
+def rl_scale_learning() -> str:
+    """Evaluation returns after a fixed budget, per workload and runner, over seeds."""
+    record = load("rl_scale_learning")
+    settings = record["settings"]
+    rows = []
+    for workload, entry in record["results"]["summary"].items():
+        for runner, row in entry["runners"].items():
+            name = "SB3" if runner == "sb3" else f"dlkit {BACKEND_NAMES[runner.split('-')[1]]}"
+            rows.append(
+                [
+                    RL_SCALE_WORKLOADS[workload],
+                    name,
+                    _number(settings["steps"][workload], 0),
+                    ", ".join(_number(value, 1) for value in row["eval_means"]),
+                    _number(row["median_eval_return"], 1),
+                    f"{_number(row['median_steps_per_second'], 0)} / "
+                    f"{_number(row['median_steps_per_cpu_second'], 0)}",
+                ]
+            )
+    seeds = ", ".join(str(seed) for seed in settings["seeds"])
+    return (
+        _table(
+            [
+                "workload",
+                "runner",
+                "env steps",
+                "mean return of 10 episodes, per seed",
+                "median",
+                "steps per s: wall / CPU",
+            ],
+            ["---", "---", "---:", "---", "---:", "---:"],
+            rows,
+        )
+        + f"\nSeeds {seeds}. "
+        + provenance(record)
+    )
+
+
 TABLES = {
     "training_overhead": training_overhead,
     "acting_latency": acting_latency,
@@ -463,6 +574,8 @@ TABLES = {
     "rl_cartpole_dqn": lambda: rl_cartpole("dqn"),
     "rl_cartpole_ppo": lambda: rl_cartpole("ppo"),
     "vector_envs": vector_envs,
+    "rl_scale": rl_scale,
+    "rl_scale_learning": rl_scale_learning,
 }
 
 

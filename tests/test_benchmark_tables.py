@@ -87,3 +87,26 @@ def test_per_backend_results_ran_on_one_core(name):
     for result in results:
         assert result["pinning"]["affinity"] == [result["pinning"]["core"]]
         assert result["process_cpu_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rl_scale_ppo_breakout",
+        "rl_scale_dqn_breakout",
+        "rl_scale_ppo_halfcheetah",
+        "rl_scale_learning",
+    ],
+)
+def test_rl_scale_summary_is_that_of_its_runs(name):
+    """The stored rates, ratios and medians are recomputed from the stored runs, every runner
+    ran on one core, and SB3 and every backend of dlkit ran (SB3 and one backend for learning)."""
+    rl_scale = _load("rl_scale")
+    record = tables.load(name)
+    runs = record["results"]["runs"]
+    learning = record["settings"]["mode"] == "learning"
+    summary = json.loads(json.dumps(rl_scale.summarise(runs, learning)))
+    assert record["results"]["summary"] == summary
+    assert all(run["pinning"]["affinity"] == [run["pinning"]["core"]] for run in runs)
+    runners = {run["runner"] for run in runs if "error" not in run}
+    assert "sb3" in runners and len(runners) >= (2 if learning else 4)
