@@ -18,7 +18,14 @@ import numpy as np
 from dlkit.rl.envs import ENGINES, _autoreset_mode
 from dlkit.validation import check_choice, check_int, check_type, check_unit_interval
 
-__all__ = ["EpisodicLife", "FireOnReset", "check_atari_id", "make_atari_env"]
+__all__ = [
+    "PREPROCESSING",
+    "EpisodicLife",
+    "FireOnReset",
+    "check_atari_id",
+    "make_atari_env",
+    "preprocessing_settings",
+]
 
 _INSTALL_ATARI = 'pip install "dlkit[atari]"'
 
@@ -159,19 +166,64 @@ def _make_game(env_id, settings, make_kwargs):
     return FrameStackObservation(env, settings["frame_stack"])
 
 
+# The customary Atari preprocessing (Mnih et al. 2015, with Machado et al.'s sticky actions):
+# the defaults of `make_atari_env` on either engine.
+PREPROCESSING = {
+    "frame_skip": 4,
+    "frame_stack": 4,
+    "screen_size": 84,
+    "noop_max": 30,
+    "terminal_on_life_loss": True,
+    "clip_rewards": True,
+    "fire_on_reset": True,
+    "repeat_action_probability": 0.25,
+    "max_episode_steps": None,
+}
+
+
+def preprocessing_settings(**settings) -> dict:
+    """`PREPROCESSING` with `settings` in place of its defaults, each checked.
+
+    Raises:
+        ValueError: for a setting out of its range, naming it and the received value.
+        TypeError: for a name that is no preprocessing setting.
+    """
+    unknown = sorted(set(settings) - set(PREPROCESSING))
+    if unknown:
+        raise TypeError(
+            f"Expected Atari preprocessing settings among {sorted(PREPROCESSING)}. "
+            f"Received: {', '.join(unknown)}"
+        )
+    values = {**PREPROCESSING, **settings}
+    limit = values["max_episode_steps"]
+    return {
+        "frame_skip": check_int("frame_skip", values["frame_skip"]),
+        "frame_stack": check_int("frame_stack", values["frame_stack"]),
+        "screen_size": check_int("screen_size", values["screen_size"]),
+        "noop_max": check_int("noop_max", values["noop_max"], minimum=0),
+        "terminal_on_life_loss": bool(values["terminal_on_life_loss"]),
+        "clip_rewards": bool(values["clip_rewards"]),
+        "fire_on_reset": bool(values["fire_on_reset"]),
+        "repeat_action_probability": check_unit_interval(
+            "repeat_action_probability", values["repeat_action_probability"]
+        ),
+        "max_episode_steps": None if limit is None else check_int("max_episode_steps", limit),
+    }
+
+
 def make_atari_env(
     env_id: str = "ALE/Breakout-v5",
     num_envs: int = 1,
     *,
-    frame_skip: int = 4,
-    frame_stack: int = 4,
-    screen_size: int = 84,
-    noop_max: int = 30,
-    terminal_on_life_loss: bool = True,
-    clip_rewards: bool = True,
-    fire_on_reset: bool = True,
-    repeat_action_probability: float = 0.25,
-    max_episode_steps: int | None = None,
+    frame_skip: int = PREPROCESSING["frame_skip"],
+    frame_stack: int = PREPROCESSING["frame_stack"],
+    screen_size: int = PREPROCESSING["screen_size"],
+    noop_max: int = PREPROCESSING["noop_max"],
+    terminal_on_life_loss: bool = PREPROCESSING["terminal_on_life_loss"],
+    clip_rewards: bool = PREPROCESSING["clip_rewards"],
+    fire_on_reset: bool = PREPROCESSING["fire_on_reset"],
+    repeat_action_probability: float = PREPROCESSING["repeat_action_probability"],
+    max_episode_steps: int | None = PREPROCESSING["max_episode_steps"],
     asynchronous: bool = False,
     engine: str = "gymnasium",
     **make_kwargs,
@@ -238,21 +290,17 @@ def make_atari_env(
     check_type("env_id", env_id, str, "a string")
     num_envs = check_int("num_envs", num_envs)
     check_choice("engine", engine, ENGINES)
-    settings = {
-        "frame_skip": check_int("frame_skip", frame_skip),
-        "frame_stack": check_int("frame_stack", frame_stack),
-        "screen_size": check_int("screen_size", screen_size),
-        "noop_max": check_int("noop_max", noop_max, minimum=0),
-        "terminal_on_life_loss": bool(terminal_on_life_loss),
-        "clip_rewards": bool(clip_rewards),
-        "fire_on_reset": bool(fire_on_reset),
-        "repeat_action_probability": check_unit_interval(
-            "repeat_action_probability", repeat_action_probability
-        ),
-        "max_episode_steps": None
-        if max_episode_steps is None
-        else check_int("max_episode_steps", max_episode_steps),
-    }
+    settings = preprocessing_settings(
+        frame_skip=frame_skip,
+        frame_stack=frame_stack,
+        screen_size=screen_size,
+        noop_max=noop_max,
+        terminal_on_life_loss=terminal_on_life_loss,
+        clip_rewards=clip_rewards,
+        fire_on_reset=fire_on_reset,
+        repeat_action_probability=repeat_action_probability,
+        max_episode_steps=max_episode_steps,
+    )
     if engine == "envpool":
         env = _make_envpool_atari()(env_id, num_envs, **settings, **make_kwargs)
     else:

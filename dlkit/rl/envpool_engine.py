@@ -33,7 +33,7 @@ import time
 import gymnasium
 import numpy as np
 
-from dlkit.validation import check_int, check_type, check_unit_interval
+from dlkit.validation import check_int, check_type
 
 __all__ = ["EnvPoolVectorEnv", "envpool_task_id", "make_envpool_atari", "make_envpool_env"]
 
@@ -286,27 +286,15 @@ def make_envpool_env(env_id: str, num_envs: int = 1, seed: int | None = None, **
 
 
 def make_envpool_atari(
-    env_id: str = "ALE/Breakout-v5",
-    num_envs: int = 1,
-    *,
-    frame_skip: int = 4,
-    frame_stack: int = 4,
-    screen_size: int = 84,
-    noop_max: int = 30,
-    terminal_on_life_loss: bool = True,
-    clip_rewards: bool = True,
-    fire_on_reset: bool = True,
-    repeat_action_probability: float = 0.25,
-    max_episode_steps: int | None = None,
-    seed: int | None = None,
-    **options,
+    env_id: str = "ALE/Breakout-v5", num_envs: int = 1, *, seed: int | None = None, **settings
 ):
     """Atari with the standard preprocessing, stepped by envpool [Mnih et al., Nature 2015].
 
-    The keyword arguments are `dlkit.rl.atari.make_atari_env`'s, mapped to envpool's Atari
-    options: `frame_skip` (actions repeated, the last two frames max-pooled), `frame_stack` →
-    `stack_num`, `screen_size` → `img_height`/`img_width` (grayscale, area resize),
-    `noop_max`, `terminal_on_life_loss` → `episodic_life`, `clip_rewards` → `reward_clip`
+    The preprocessing settings are `dlkit.rl.make_atari_env`'s, with the same defaults
+    (`dlkit.rl.atari.PREPROCESSING`), mapped to envpool's Atari options: `frame_skip`
+    (actions repeated, the last two frames max-pooled), `frame_stack` → `stack_num`,
+    `screen_size` → `img_height`/`img_width` (grayscale, area resize), `noop_max`,
+    `terminal_on_life_loss` → `episodic_life`, `clip_rewards` → `reward_clip`
     (sign of the reward), `fire_on_reset` → `use_fire_reset`, `repeat_action_probability`
     (sticky actions) and `max_episode_steps` (agent steps; None: envpool's 27,000, the
     108,000 frames of ALE v5). Observations are uint8 frame stacks, channels first:
@@ -318,18 +306,11 @@ def make_envpool_atari(
         env_id: an Atari id, gymnasium's (`"ALE/Breakout-v5"`) or envpool's (`"Breakout-v5"`).
             Defaults to `"ALE/Breakout-v5"`.
         num_envs: the number of copies (an integer >= 1). Defaults to 1.
-        frame_skip: emulator frames per action. Defaults to 4.
-        frame_stack: frames per observation. Defaults to 4.
-        screen_size: the side of the square grayscale frame. Defaults to 84.
-        noop_max: at most this many no-op actions after a reset. Defaults to 30.
-        terminal_on_life_loss: end the learning episode at each lost life. Defaults to True.
-        clip_rewards: learn from the sign of each reward. Defaults to True.
-        fire_on_reset: press FIRE after a reset, for games that wait for it. Defaults to True.
-        repeat_action_probability: the probability that the emulator repeats the previous
-            action (sticky actions). Defaults to 0.25.
-        max_episode_steps: the longest game in agent steps; None for envpool's default.
         seed: the seed of copy 0 (copy i gets `seed + i`); None for a fresh one.
-        **options: further envpool options, such as `num_threads`.
+        **settings: the preprocessing settings of `make_atari_env` (`frame_skip`,
+            `frame_stack`, `screen_size`, `noop_max`, `terminal_on_life_loss`, `clip_rewards`,
+            `fire_on_reset`, `repeat_action_probability`, `max_episode_steps`; None for
+            envpool's limit), and further envpool options such as `num_threads`.
 
     Returns:
         An `EnvPoolVectorEnv` in same-step autoreset mode.
@@ -357,20 +338,24 @@ def make_envpool_atari(
             f"Expected `env_id` to be an Atari game such as 'ALE/Breakout-v5'. "
             f"Received: env_id={env_id!r}"
         )
+    from dlkit.rl.atari import PREPROCESSING, preprocessing_settings
+
+    options = {key: value for key, value in settings.items() if key not in PREPROCESSING}
+    chosen = preprocessing_settings(
+        **{key: value for key, value in settings.items() if key in PREPROCESSING}
+    )
     settings = {
-        "frame_skip": check_int("frame_skip", frame_skip),
-        "stack_num": check_int("frame_stack", frame_stack),
-        "img_height": check_int("screen_size", screen_size),
-        "img_width": screen_size,
-        "noop_max": check_int("noop_max", noop_max, minimum=0),
-        "episodic_life": bool(terminal_on_life_loss),
-        "reward_clip": bool(clip_rewards),
-        "use_fire_reset": bool(fire_on_reset),
-        "repeat_action_probability": check_unit_interval(
-            "repeat_action_probability", repeat_action_probability
-        ),
+        "frame_skip": chosen["frame_skip"],
+        "stack_num": chosen["frame_stack"],
+        "img_height": chosen["screen_size"],
+        "img_width": chosen["screen_size"],
+        "noop_max": chosen["noop_max"],
+        "episodic_life": chosen["terminal_on_life_loss"],
+        "reward_clip": chosen["clip_rewards"],
+        "use_fire_reset": chosen["fire_on_reset"],
+        "repeat_action_probability": chosen["repeat_action_probability"],
         "gray_scale": True,
     }
-    if max_episode_steps is not None:
-        settings["max_episode_steps"] = check_int("max_episode_steps", max_episode_steps)
+    if chosen["max_episode_steps"] is not None:
+        settings["max_episode_steps"] = chosen["max_episode_steps"]
     return EnvPoolVectorEnv(task_id, num_envs, seed=seed, **settings, **options)

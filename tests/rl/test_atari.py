@@ -319,3 +319,16 @@ def test_unknown_atari_ids_and_engines_are_rejected(monkeypatch):
     monkeypatch.setitem(sys.modules, "ale_py", None)
     with pytest.raises(ImportError, match=r'pip install "dlkit\[atari\]"'):
         make_atari_env(GAME)
+
+
+def test_preprocessing_settings_fill_the_defaults_and_check_each_value():
+    from dlkit.rl.atari import PREPROCESSING, preprocessing_settings
+
+    assert preprocessing_settings() == PREPROCESSING
+    assert preprocessing_settings(frame_stack=2)["frame_stack"] == 2
+    with pytest.raises(ValueError, match=r"noop_max=-1"):
+        preprocessing_settings(noop_max=-1)
+    with pytest.raises(ValueError, match=r"repeat_action_probability=1.5"):
+        preprocessing_settings(repeat_action_probability=1.5)
+    with pytest.raises(TypeError, match=r"Received: frameskip"):
+        preprocessing_settings(frameskip=4)
