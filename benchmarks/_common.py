@@ -262,14 +262,26 @@ def steps_benchmark_main(script: str, description: str, run) -> None:
 def run_process(backend: str, measure) -> dict:
     """Pins this process (`pin_backend`), runs ``measure()`` and adds the pinning and the
     process CPU seconds of the whole measurement to its result."""
+    pin_backend(backend)
+    return _timed(measure)
+
+
+def run_on_one_core(measure) -> dict:
+    """`run_process` for measurements without a Keras backend (NumPy only): pins this
+    process to one core (`pin_to_one_core`) and times ``measure()`` the same way."""
+    pin_to_one_core()
+    return _timed(measure)
+
+
+def _timed(measure) -> dict:
     import time
 
-    pinned = pin_backend(backend)
     wall, cpu = time.perf_counter(), time.process_time()
     result = measure()
     return {
         **result,
         "process_wall_s": round(time.perf_counter() - wall, 2),
         "process_cpu_s": round(time.process_time() - cpu, 2),
-        "pinning": pinned,
+        # After the measurement: libraries it imported may have set their thread counts.
+        "pinning": pinning(),
     }

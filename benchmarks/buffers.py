@@ -30,7 +30,7 @@ import sys
 import time
 
 import numpy as np
-from _common import ResultRecorder, add_save_argument, pin_to_one_core, pinning
+from _common import ResultRecorder, add_save_argument, run_on_one_core
 
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
 
@@ -132,14 +132,7 @@ if __name__ == "__main__":
     add_save_argument(parser)
     arguments = parser.parse_args()
     recorder = ResultRecorder("buffers", sys.argv, {"capacity": CAPACITY, "batch_size": BATCH_SIZE})
-    pin_to_one_core()
-    wall, cpu = time.perf_counter(), time.process_time()
-    results = main()
-    results.update(
-        process_wall_s=round(time.perf_counter() - wall, 2),
-        process_cpu_s=round(time.process_time() - cpu, 2),
-        pinning=pinning(),
-    )
+    results = run_on_one_core(main)
     print(json.dumps(results))
     if arguments.save is not None:
         recorder.save(results, arguments.save or None)

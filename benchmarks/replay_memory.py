@@ -29,7 +29,7 @@ import sys
 import time
 
 import numpy as np
-from _common import ResultRecorder, add_save_argument, pin_to_one_core, pinning
+from _common import ResultRecorder, add_save_argument, run_on_one_core
 
 from dlkit.rl.buffers import ReplayBuffer
 from dlkit.rl.frame_buffer import FrameReplayBuffer
@@ -174,14 +174,7 @@ if __name__ == "__main__":
             "reference_capacity": REFERENCE_CAPACITY,
         },
     )
-    pin_to_one_core()
-    wall, cpu = time.perf_counter(), time.process_time()
-    results = main()
-    results.update(
-        process_wall_s=round(time.perf_counter() - wall, 2),
-        process_cpu_s=round(time.process_time() - cpu, 2),
-        pinning=pinning(),
-    )
+    results = run_on_one_core(main)
     print(json.dumps(results, indent=1))
     if arguments.save is not None:
         recorder.save(results, arguments.save or None)
