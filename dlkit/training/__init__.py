@@ -12,19 +12,27 @@ version gates of ``_versions.py``, which also guard ``alternating.py``'s and
 
 from dlkit.training.alternating import AlternatingModel, OptimizerGroup, Update
 from dlkit.training.backend import enable_compilation_cache, list_devices
-from dlkit.training.gradients import value_and_grad
+from dlkit.training.gradients import (
+    CompiledFunction,
+    compile_function,
+    hessian_vector_product,
+    value_and_grad,
+)
 from dlkit.training.inference import CompiledInference, compile_inference
 from dlkit.training.steps import CompiledTrainSteps, compile_train_steps
 
 __all__ = [
     "AlternatingModel",
+    "CompiledFunction",
     "CompiledInference",
     "CompiledTrainSteps",
     "OptimizerGroup",
     "Update",
+    "compile_function",
     "compile_inference",
     "compile_train_steps",
     "enable_compilation_cache",
+    "hessian_vector_product",
     "list_devices",
     "value_and_grad",
 ]

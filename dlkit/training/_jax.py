@@ -1,15 +1,35 @@
 """JAX implementation of the ``dlkit.training`` interface (stateless tracing)."""
 
+import threading
+
 import jax
 import keras
 
 from dlkit.training import recurrence
 
+# The variable values of the `compile_function` calls being traced, innermost last. A stateless
+# scope does not see the scope around it, so the differentiating functions below start their
+# own from these: a variable they do not differentiate keeps its traced value, not the
+# concrete value it had when tracing began.
+# (Per thread: threads may trace at the same time.)
+_tracing = threading.local()
+
+
+def _enclosing_mappings() -> list:
+    if not hasattr(_tracing, "mappings"):
+        _tracing.mappings = []
+    return _tracing.mappings
+
+
+def _with_enclosing(mapping):
+    enclosing = _enclosing_mappings()
+    return (list(enclosing[-1]) if enclosing else []) + list(mapping)
+
 
 def value_and_grad(fn, variables, inputs, state_variables):
     def pure(variable_values, input_values, state_values):
         mapping = list(zip(variables, variable_values)) + list(zip(state_variables, state_values))
-        with keras.StatelessScope(state_mapping=mapping) as scope:
+        with keras.StatelessScope(state_mapping=_with_enclosing(mapping)) as scope:
             value = fn(*input_values)
         new_state = [scope.get_current_value(v) for v in state_variables]
         return value, new_state
@@ -21,6 +41,33 @@ def value_and_grad(fn, variables, inputs, state_variables):
     for variable, new_value in zip(state_variables, new_state):
         variable.assign(new_value)
     return value, list(variable_gradients), list(input_gradients)
+
+
+def hessian_vector_product(fn, variables, vectors, inputs):
+    def pure(values):
+        with keras.StatelessScope(state_mapping=_with_enclosing(zip(variables, values))):
+            return fn(*inputs)
+
+    # Forward-over-reverse: the directional derivative of the gradient along the vectors.
+    _, products = jax.jvp(jax.grad(pure), ([v.value for v in variables],), (list(vectors),))
+    return list(products)
+
+
+def compile_function(fn, variables, compiled):
+    variables = list(variables)
+
+    @jax.jit
+    def pure(values, inputs):
+        compiled.num_traces += 1
+        mapping = list(zip(variables, values))
+        _enclosing_mappings().append(mapping)
+        try:
+            with keras.StatelessScope(state_mapping=mapping):
+                return fn(*inputs)
+        finally:
+            _enclosing_mappings().pop()
+
+    return lambda *inputs: pure([v.value for v in variables], list(inputs))
 
 
 def list_devices():

@@ -26,6 +26,34 @@ def value_and_grad(fn, variables, inputs, state_variables):
     return value, gradients[: len(variables)], gradients[len(variables) :]
 
 
+def hessian_vector_product(fn, variables, vectors, inputs):
+    targets = [v.value for v in variables]
+    # Double backward: the gradient of (∇f · v) is H v.
+    with tf.GradientTape() as outer:
+        outer.watch(targets)
+        with tf.GradientTape() as inner:
+            inner.watch(targets)
+            value = fn(*inputs)
+        gradients = inner.gradient(
+            value, targets, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        projection = tf.add_n(
+            [tf.reduce_sum(g * tf.cast(v, g.dtype)) for g, v in zip(gradients, vectors)]
+        )
+    return outer.gradient(projection, targets, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+
+def compile_function(fn, variables, compiled):
+    del variables  # read in place by the traced function
+
+    @tf.function(reduce_retracing=True)
+    def traced(*inputs):
+        compiled.num_traces += 1
+        return fn(*inputs)
+
+    return traced
+
+
 def list_devices():
     return [f"{d.device_type.lower()}:{i}" for i, d in enumerate(tf.config.list_logical_devices())]
 

@@ -51,6 +51,31 @@ def value_and_grad(fn, variables, inputs, state_variables):
     return value.detach(), gradients[: len(variables)], gradients[len(variables) :]
 
 
+def hessian_vector_product(fn, variables, vectors, inputs):
+    targets = [v.value for v in variables]
+    value = fn(*inputs)
+    # Double backward: the gradient of (∇f · v) is H v.
+    gradients = torch.autograd.grad(value, targets, create_graph=True, allow_unused=True)
+    projection = sum(
+        (gradient * vector.to(gradient.dtype)).sum()
+        for gradient, vector in zip(gradients, vectors)
+        if gradient is not None
+    )
+    if not torch.is_tensor(projection) or not projection.requires_grad:
+        return [torch.zeros_like(target) for target in targets]
+    products = torch.autograd.grad(projection, targets, allow_unused=True)
+    return [
+        torch.zeros_like(target) if product is None else product.detach()
+        for target, product in zip(targets, products)
+    ]
+
+
+def compile_function(fn, variables, compiled):
+    """``fn`` itself: PyTorch runs it eagerly (nothing is traced, ``num_traces`` stays 0)."""
+    del variables, compiled
+    return fn
+
+
 def list_devices():
     devices = ["cpu:0"]
     if torch.cuda.is_available():

@@ -51,6 +51,24 @@ class BackendModule(Protocol):
         written back on JAX).
         """
 
+    def hessian_vector_product(
+        self,
+        fn: Callable,
+        variables: Sequence[keras.Variable],
+        vectors: Sequence[Any],
+        inputs: Sequence[Any],
+    ) -> list:
+        """H v: the Hessian of the scalar ``fn(*inputs)`` with respect to ``variables`` times
+        ``vectors`` (one tensor per variable, of its shape), exactly, by differentiating the
+        gradient again; one tensor per variable. A variable ``fn`` does not reach gets zeros."""
+
+    def compile_function(
+        self, fn: Callable, variables: Sequence[keras.Variable], compiled: Any
+    ) -> Callable:
+        """``fn`` compiled for the backend (``jax.jit``, ``tf.function``; PyTorch runs it as
+        it is), reading the current values of ``variables`` on every call; counts its traces in
+        ``compiled.num_traces``."""
+
     def list_devices(self) -> list[str]:
         """The devices the backend computes on, as ``"kind:index"`` (``"cpu:0"``)."""
 
