@@ -2,11 +2,13 @@
 
 Deep agents (`keras.Model` subclasses that train on TensorFlow, JAX and PyTorch): `DQN` with
 double, prioritized, dueling, noisy, distributional (C51) and n-step options; the policy-gradient
-agents `REINFORCE` and `A2C`; and `PPO`, for discrete and Gaussian policies. Each learns with
+agents `REINFORCE` and `A2C`; `PPO` and the trust-region `TRPO`, for discrete and Gaussian
+policies. Each learns with
 `learn(env, total_timesteps)` on gymnasium vector environments (`make_vector_env`) and exports
 its deterministic policy with `policy_model()`. Each agent's hyperparameters are one config
-dataclass (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `PPOConfig`, extending `AgentConfig`
-and `PolicyGradientConfig`), which the agent takes as `config=` or as keyword arguments.
+dataclass (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `PPOConfig`, `TRPOConfig`, extending
+`AgentConfig`, `ActorCriticConfig` and `PolicyGradientConfig`), which the agent takes as
+`config=` or as keyword arguments.
 
 Atari: `make_atari_env` builds games with the customary preprocessing (gymnasium's
 `AtariPreprocessing` and `FrameStackObservation`, with `EpisodicLife`, `FireOnReset` and
@@ -34,6 +36,7 @@ from dlkit.rl.policy_gradient import (
     A2C,
     REINFORCE,
     A2CConfig,
+    ActorCriticConfig,
     PolicyGradientConfig,
     REINFORCEConfig,
     build_actor_critic,
@@ -43,6 +46,7 @@ from dlkit.rl.rollout import RolloutBuffer
 from dlkit.rl.sum_tree import SumTree
 from dlkit.rl.tabular import SARSA, QLearning, evaluate
 from dlkit.rl.torso import nature_cnn
+from dlkit.rl.trpo import TRPO, TRPOConfig
 
 __all__ = [
     "A2C",
@@ -50,7 +54,9 @@ __all__ = [
     "PPO",
     "REINFORCE",
     "SARSA",
+    "TRPO",
     "A2CConfig",
+    "ActorCriticConfig",
     "Agent",
     "AgentConfig",
     "DQNConfig",
@@ -70,6 +76,7 @@ __all__ = [
     "RolloutBuffer",
     "RunningMeanStd",
     "SumTree",
+    "TRPOConfig",
     "as_vector_env",
     "build_actor_critic",
     "build_q_network",

@@ -36,6 +36,7 @@ __all__ = [
     "A2C",
     "REINFORCE",
     "A2CConfig",
+    "ActorCriticConfig",
     "PolicyGradientConfig",
     "REINFORCEConfig",
     "build_actor_critic",
@@ -141,14 +142,11 @@ def build_actor_critic(
 
 
 @dataclasses.dataclass
-class PolicyGradientConfig(AgentConfig):
-    """The hyperparameters REINFORCE, A2C and PPO share (with those of `AgentConfig`:
-    `learning_rate`, `gamma`, `max_grad_norm`, `seed`); each agent's config extends it."""
+class ActorCriticConfig(AgentConfig):
+    """The hyperparameters of every actor-critic agent (with those of `AgentConfig`:
+    `learning_rate`, `gamma`, `max_grad_norm`, `seed`): REINFORCE, A2C and PPO through
+    `PolicyGradientConfig`, and TRPO, which fits its critic apart from the policy."""
 
-    value_coefficient: float = 0.5
-    """c_v >= 0, the weight of the critic's squared error in the loss."""
-    entropy_coefficient: float = 0.0
-    """c_H >= 0, the weight of the entropy bonus."""
     normalize_advantages: bool = True
     """Standardise the advantages of each batch (of each minibatch for PPO)."""
     log_std_init: float = 0.0
@@ -156,12 +154,26 @@ class PolicyGradientConfig(AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.normalize_advantages = bool(self.normalize_advantages)
+        self.log_std_init = float(self.log_std_init)
+
+
+@dataclasses.dataclass
+class PolicyGradientConfig(ActorCriticConfig):
+    """The hyperparameters REINFORCE, A2C and PPO share, whose one loss weighs the policy, the
+    critic and the entropy terms; each agent's config extends it."""
+
+    value_coefficient: float = 0.5
+    """c_v >= 0, the weight of the critic's squared error in the loss."""
+    entropy_coefficient: float = 0.0
+    """c_H >= 0, the weight of the entropy bonus."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.value_coefficient = check_non_negative("value_coefficient", self.value_coefficient)
         self.entropy_coefficient = check_non_negative(
             "entropy_coefficient", self.entropy_coefficient
         )
-        self.normalize_advantages = bool(self.normalize_advantages)
-        self.log_std_init = float(self.log_std_init)
 
 
 @dataclasses.dataclass
@@ -485,6 +497,29 @@ class RolloutAgent(ActorCritic):
             )
             self._observations = observations
         self.rollout.compute_returns_and_advantages(self._values(self._observations))
+
+    def _train_epochs(self, epochs: int, batch_size: int, normalize: bool) -> float:
+        """`epochs` shuffled passes of minibatch steps over the rollout; the mean loss.
+
+        Every full-size minibatch of every epoch runs in one compiled call; a smaller last one
+        (when `batch_size` does not divide the rollout) separately.
+        """
+        size = min(batch_size, len(self.rollout))
+        batches = [
+            (batch["observations"], self._targets(batch, normalize))
+            for _ in range(epochs)
+            for batch in self.rollout.minibatches(size)
+        ]
+        full = [batch for batch in batches if len(batch[0]) == size]
+        logs = self._train_batches(
+            np.stack([x for x, _ in full]),
+            {key: np.stack([y[key] for _, y in full]) for key in full[0][1]},
+        )
+        losses = [float(logs["loss"])] * len(full)
+        for x, y in batches:
+            if len(x) != size:
+                losses.append(float(self._train_batch(x, y)["loss"]))
+        return sum(losses) / len(losses)
 
     @staticmethod
     def _targets(batch, normalize: bool) -> dict:

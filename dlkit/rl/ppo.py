@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import numpy as np
 from keras import ops
 
 from dlkit.rl.policy_gradient import PolicyGradientConfig, RolloutAgent
@@ -136,21 +135,4 @@ class PPO(RolloutAgent):
     def _collect_and_train(self, env) -> dict:
         self._apply_schedules()
         self._collect_rollout(env)
-        size = min(self.batch_size, len(self.rollout))
-        batches = [
-            (batch["observations"], self._targets(batch, self.normalize_advantages))
-            for _ in range(self.epochs)
-            for batch in self.rollout.minibatches(size)
-        ]
-        full = [batch for batch in batches if len(batch[0]) == size]
-        # Every full-size minibatch of every epoch in one compiled call; a smaller last one
-        # (when `batch_size` does not divide the rollout) separately.
-        logs = self._train_batches(
-            np.stack([x for x, _ in full]),
-            {key: np.stack([y[key] for _, y in full]) for key in full[0][1]},
-        )
-        losses = [float(logs["loss"])] * len(full)
-        for x, y in batches:
-            if len(x) != size:
-                losses.append(float(self._train_batch(x, y)["loss"]))
-        return {"loss": sum(losses) / len(losses)}
+        return {"loss": self._train_epochs(self.epochs, self.batch_size, self.normalize_advantages)}

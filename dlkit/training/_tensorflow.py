@@ -46,7 +46,8 @@ def hessian_vector_product(fn, variables, vectors, inputs):
 def compile_function(fn, variables, compiled):
     del variables  # read in place by the traced function
 
-    @tf.function(reduce_retracing=True)
+    # Without autograph: `fn` is written in keras.ops, whose control flow is TensorFlow's own.
+    @tf.function(reduce_retracing=True, autograph=False)
     def traced(*inputs):
         compiled.num_traces += 1
         return fn(*inputs)
