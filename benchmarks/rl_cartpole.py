@@ -271,9 +271,10 @@ TF_AGENTS_NOTES = {
 class _Judge:
     """Evaluates on the fixed grid, records the first solve, and says when to stop."""
 
-    def __init__(self, evaluate, interval: int):
+    def __init__(self, evaluate, interval: int, threshold: float = SOLVED):
         self.evaluate = evaluate
         self.interval = interval
+        self.threshold = threshold
         self.next_eval = interval
         self.evaluations: list[tuple[int, float]] = []
         self.solved_at: int | None = None
@@ -313,7 +314,7 @@ class _Judge:
         if self.solved_at is not None:
             self.return_after_solve = round(mean_return, 1)
             return True
-        if mean_return >= SOLVED:
+        if mean_return >= self.threshold:
             self.solved_at = grid_point
             self.solved_seconds = time.perf_counter() - self.start
             self.solved_cpu_seconds = time.process_time() - self.cpu_start
@@ -333,10 +334,10 @@ class _Judge:
         }
 
 
-def _eval_env():
+def _eval_env(env_id: str = "CartPole-v1", episodes: int = EVAL_EPISODES):
     from dlkit.rl import make_vector_env
 
-    return make_vector_env("CartPole-v1", EVAL_EPISODES)
+    return make_vector_env(env_id, episodes)
 
 
 def run_dlkit(algorithm: str, seed: int, interval: int, tuned: bool = False) -> dict:

@@ -2,17 +2,25 @@
 
 Each gate runs a recipe's ``main`` with its defaults (and one seed): the CartPole recipes must
 reach an evaluation mean of 475 (the environment's registered threshold) within their
-``total_timesteps``, where ``stop_at_solved`` ends a passing run; PPO must bring Pendulum's
-final evaluation to at least ``PENDULUM_BAR`` within its recipe's budget. Every DQN variant
-(``dqn_cartpole.VARIANTS``) solves on one backend, rotated so that each backend carries some;
-the default configuration solves on all three. The seeds were chosen by measurement over
-several seeds each (docs/pages/recipes.md lists the steps to solve per seed and backend).
+``total_timesteps``, where ``stop_at_solved`` ends a passing run; PPO and TRPO must bring
+Pendulum's final evaluation to at least ``PENDULUM_BAR`` within their recipes' budgets. Every
+DQN variant (``dqn_cartpole.VARIANTS``) solves on one backend, rotated so that each backend
+carries some; the default configuration solves on all three. The seeds were chosen by
+measurement over several seeds each (docs/pages/recipes.md lists the steps to solve per seed
+and backend).
 """
 
 import keras
 import pytest
 
-from dlkit.recipes import a2c_cartpole, dqn_cartpole, ppo_pendulum, reinforce_cartpole
+from dlkit.recipes import (
+    a2c_cartpole,
+    dqn_cartpole,
+    ppo_pendulum,
+    reinforce_cartpole,
+    trpo_cartpole,
+    trpo_pendulum,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,12 +72,15 @@ def test_dqn_variant_solves_cartpole(variant, tmp_path):
     assert_solved(*run_recipe(dqn_cartpole, tmp_path, variant=variant))
 
 
-@pytest.mark.parametrize("module", [reinforce_cartpole, a2c_cartpole], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [reinforce_cartpole, a2c_cartpole, trpo_cartpole], ids=lambda m: m.__name__
+)
 def test_policy_gradient_solves_cartpole(module, tmp_path):
     assert_solved(*run_recipe(module, tmp_path))
 
 
-def test_ppo_balances_the_pendulum(tmp_path):
-    config, results = run_recipe(ppo_pendulum, tmp_path)
+@pytest.mark.parametrize("module", [ppo_pendulum, trpo_pendulum], ids=lambda m: m.__name__)
+def test_gaussian_policy_balances_the_pendulum(module, tmp_path):
+    config, results = run_recipe(module, tmp_path)
     assert results["timesteps"] >= config.total_timesteps
     assert results["eval_mean_return"] >= PENDULUM_BAR, results["evaluations"]

@@ -14,8 +14,10 @@ from dlkit.recipes import (
     ppo_cartpole,
     ppo_pendulum,
     reinforce_cartpole,
+    trpo_cartpole,
+    trpo_pendulum,
 )
-from dlkit.rl import DQN, PPO, make_vector_env
+from dlkit.rl import DQN, PPO, TRPO, make_vector_env
 
 # Tiny settings per recipe: every iteration ends on a multiple of 50 steps where it can, so that
 # the runs stop exactly at 200 and 400 steps.
@@ -55,7 +57,24 @@ TINY = {
         ppo_pendulum,
         {"num_envs": 1, "n_steps": 50, "batch_size": 25, "epochs": 2, "hidden_units": (16,)},
     ),
+    "trpo_cartpole": (
+        trpo_cartpole,
+        {
+            "num_envs": 2,
+            "n_steps": 25,
+            "batch_size": 50,
+            "critic_epochs": 2,
+            "hidden_units": (16,),
+            "stop_at_solved": False,
+        },
+    ),
+    "trpo_pendulum": (  # one copy: its 200-step episodes end at 200 and 400 steps
+        trpo_pendulum,
+        {"num_envs": 1, "n_steps": 50, "batch_size": 50, "critic_epochs": 2, "hidden_units": (16,)},
+    ),
 }
+# The recipes of Gaussian policies on Pendulum-v1, which has no registered threshold.
+PENDULUM = ("ppo_pendulum", "trpo_pendulum")
 COMMON = {"eval_interval": 100, "eval_episodes": 2, "checkpoint_interval": 100, "verbose": 0}
 ARTEFACTS = ("agent.keras", "returns.png", "evaluations.png", "metrics.json", "checkpoint.npz")
 
@@ -81,7 +100,7 @@ def test_tiny_run_writes_every_artefact_and_a_second_run_resumes(name, tmp_path)
     assert isinstance(metrics["train_seconds"], float) and metrics["train_seconds"] > 0
     assert metrics["steps_per_second"] > 0 and metrics["episodes"] >= 1
     assert metrics["config"]["total_timesteps"] == 200
-    if name == "ppo_pendulum":  # no registered threshold
+    if name in PENDULUM:  # no registered threshold
         assert metrics["solve_threshold"] is None and metrics["solved_at_timesteps"] is None
     else:
         assert metrics["solve_threshold"] == 475.0
@@ -103,11 +122,9 @@ def test_tiny_run_writes_every_artefact_and_a_second_run_resumes(name, tmp_path)
     eval_env = make_vector_env(config.env_id, config.eval_episodes)
     replayed = agent.evaluate(eval_env, config.eval_episodes, seed=config.seed)
     assert replayed == pytest.approx(second["eval_mean_return"], rel=1e-5)
-    observations = np.random.default_rng(0).uniform(
-        -0.5, 0.5, (8, 3 if name == "ppo_pendulum" else 4)
-    )
+    observations = np.random.default_rng(0).uniform(-0.5, 0.5, (8, 3 if name in PENDULUM else 4))
     actions = agent.act(observations.astype("float32"))
-    if name == "ppo_pendulum":
+    if name in PENDULUM:
         assert actions.shape == (8, 1) and np.all(np.abs(actions) <= 2.0)
     else:
         assert actions.shape == (8,) and set(actions.tolist()) <= {0, 1}
@@ -176,16 +193,20 @@ def test_dqn_flags_reach_the_agent(tmp_path):
 
 
 @pytest.mark.slow
-def test_exported_pendulum_policy_acts_as_the_agent(tmp_path):
-    config = tiny_config("ppo_pendulum", tmp_path, total_timesteps=100, export="saved_model")
-    results = ppo_pendulum.main(config)
+@pytest.mark.parametrize(
+    "name, agent_class", [("ppo_pendulum", PPO), ("trpo_pendulum", TRPO)], ids=["ppo", "trpo"]
+)
+def test_exported_pendulum_policy_acts_as_the_agent(name, agent_class, tmp_path):
+    module = TINY[name][0]
+    config = tiny_config(name, tmp_path, total_timesteps=100, export="saved_model")
+    results = module.main(config)
     assert (tmp_path / "policy_export" / "saved_model.pb").is_file()
     assert results["files"]["policy_export"] == str(tmp_path / "policy_export")
     assert results["export_parity_observations"] == 16 * 2
     assert 0.0 <= results["export_max_difference"] <= 1e-4
     # Independently: the saved agent's deterministic torques on fresh observations.
     agent = keras.saving.load_model(tmp_path / "agent.keras")
-    assert isinstance(agent, PPO) and not agent.discrete
+    assert isinstance(agent, agent_class) and not agent.discrete
     rng = np.random.default_rng(1)
     angles = rng.uniform(-np.pi, np.pi, 32)
     observations = np.stack([np.cos(angles), np.sin(angles), rng.uniform(-8, 8, 32)], axis=1)
@@ -228,6 +249,8 @@ def test_overrides_from_the_command_line_fill_the_config():
         (dqn_cartpole, "exploration_final_epsilon", -0.1),
         (dqn_cartpole, "eval_episodes", 0),
         (dqn_cartpole, "variant", "rainbow"),
+        (trpo_cartpole, "max_kl", 0.0),
+        (trpo_pendulum, "cg_iterations", 0),
     ],
 )
 def test_bad_config_values_are_rejected(module, field, value):
@@ -242,7 +265,7 @@ def test_dueling_and_c51_together_are_rejected():
 
 def test_recipe_configs_extend_the_agent_configs_and_keep_every_field_doc():
     from dlkit.config import config_fields, format_help
-    from dlkit.rl import A2CConfig, DQNConfig, PPOConfig, REINFORCEConfig
+    from dlkit.rl import A2CConfig, DQNConfig, PPOConfig, REINFORCEConfig, TRPOConfig
 
     for module, agent_config in [
         (dqn_cartpole, DQNConfig),
@@ -250,6 +273,8 @@ def test_recipe_configs_extend_the_agent_configs_and_keep_every_field_doc():
         (a2c_cartpole, A2CConfig),
         (ppo_cartpole, PPOConfig),
         (ppo_pendulum, PPOConfig),
+        (trpo_cartpole, TRPOConfig),
+        (trpo_pendulum, TRPOConfig),
     ]:
         assert issubclass(module.Config, agent_config)
         assert issubclass(module.Config, _deep_rl.RunConfig)
