@@ -452,6 +452,86 @@ def _targets(targets: dict) -> str:
     return " ".join(sentences)
 
 
+_POLICY_GRADIENT_RUNNERS = {
+    "sb3-contrib": "sb3-contrib TRPO, zoo settings (the peer)",
+    "sb3-contrib-sde": "sb3-contrib TRPO, zoo settings with gSDE",
+    **{f"dlkit-{backend}": f"dlkit TRPO {name}" for backend, name in BACKEND_NAMES.items()},
+    **{
+        f"dlkit-{backend}-{algorithm}": f"dlkit {algorithm.upper()} {name}"
+        for backend, name in BACKEND_NAMES.items()
+        for algorithm in ("a2c", "a3c")
+    },
+}
+
+
+def rl_policy_gradients(name: str, group: str) -> str:
+    """One task of `rl_policy_gradients.py`: steps and seconds to solve per runner, with the
+    ratios the targets read (to sb3-contrib for TRPO, A3C to A2C per backend)."""
+    record = load(name)
+    summary = record["results"]["summary"][group]
+    runs = [run for run in record["results"]["runs"] if "error" not in run]
+    algorithm, env_id = group.split("/")
+    ratios = summary.get("ratios_to_sb3_contrib", {})
+    rows = []
+    for runner, label in _POLICY_GRADIENT_RUNNERS.items():
+        row = summary["runners"].get(runner)
+        if row is None:
+            continue
+        q1, median, q3 = row["steps_to_solve_quartiles"]
+        per_seed = [
+            _thousands(run["solved_at"])
+            for run in sorted(runs, key=lambda run: run["seed"])
+            if run["runner"] == runner and run["env_id"] == env_id
+        ]
+        ratio = ratios.get(runner, {})
+        if algorithm == "a3c" and runner.endswith("-a3c"):
+            backend = runner.split("-")[1]
+            ratio = {"wall_ratio": summary["a3c_against_a2c"][backend]["a3c_to_a2c_wall_ratio"]}
+        rows.append(
+            [
+                label,
+                f"{row['solved']}/{row['seeds']}",
+                f"{_thousands(q1)} / {_thousands(median)} / {_thousands(q3)}",
+                ", ".join(per_seed),
+                f"{_number(row['median_seconds_to_solve'], 2)} / "
+                f"{_number(row['median_cpu_seconds_to_solve'], 2)}",
+                _ratios(ratio.get("wall_ratio"), ratio.get("cpu_ratio")),
+            ]
+        )
+    peer = "sb3-contrib: wall / CPU" if algorithm == "trpo" else "A2C, same backend: wall / CPU"
+    table = _table(
+        [
+            "runner",
+            "solved",
+            "steps to solve, thousands: Q1 / median / Q3",
+            "per seed",
+            "median s to solve: wall / CPU",
+            f"ratio to {peer}",
+        ],
+        ["---", "---:", "---:", "---", "---:", "---:"],
+        rows,
+    )
+    targets = summary.get("targets_met", {})
+    if algorithm == "trpo":
+        met = "; ".join(
+            f"{_TARGET_NAMES[key].replace('SB3', 'sb3-contrib')}: {'met' if value else 'not met'}"
+            for key, value in targets.items()
+        )
+    else:
+        met = "; ".join(
+            f"A3C faster than A2C on {BACKEND_NAMES[backend]}: {'met' if value else 'not met'}"
+            for backend, value in targets.items()
+        )
+    seeds = ", ".join(str(seed) for seed in record["settings"]["seeds"])
+    threshold = record["settings"]["tasks"][env_id]["threshold"]
+    return (
+        table
+        + f"\n{env_id}, solved at an evaluation mean ≥ {threshold:g}. Targets: {met}.\n\n"
+        + f"Seeds {seeds}. "
+        + provenance(record)
+    )
+
+
 # The workloads of `rl_scale.py`, each stored in benchmarks/results/rl_scale_<workload>.json.
 RL_SCALE_WORKLOADS = {
     "ppo_breakout": "PPO, Breakout-v5, 8 copies",
@@ -575,6 +655,9 @@ TABLES = {
     "rl_cartpole_ppo": lambda: rl_cartpole("ppo"),
     "vector_envs": vector_envs,
     "rl_scale": rl_scale,
+    "rl_trpo_cartpole": lambda: rl_policy_gradients("rl_policy_gradients", "trpo/CartPole-v1"),
+    "rl_trpo_pendulum": lambda: rl_policy_gradients("rl_policy_gradients", "trpo/Pendulum-v1"),
+    "rl_a3c_cartpole": lambda: rl_policy_gradients("rl_policy_gradients_a3c", "a3c/CartPole-v1"),
     "rl_scale_learning": rl_scale_learning,
 }
 
