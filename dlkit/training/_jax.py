@@ -200,15 +200,30 @@ def inference_function(model, compiled):
 _MAX_UNROLLED_STEPS = 8
 
 
-def _chunk_size(steps: int) -> int:
-    """Steps per compiled call: all of them on an accelerator (one scan), at most
-    `_MAX_UNROLLED_STEPS` on the CPU, where XLA runs convolutions inside a scan's loop about 20×
-    slower than outside it (a Nature-DQN step on 64 frames: 2.2 s against 0.1 s; a PPO rollout
-    and update of 16 steps with ppo_atari's network, 8 copies × 32 steps, minibatches of 64:
-    45 s scanned against 1.7 s in two unrolled calls of 8)."""
-    if jax.default_backend() == "cpu":
-        return min(steps, _MAX_UNROLLED_STEPS)
-    return steps
+def _has_convolution(model) -> bool:
+    """Whether a layer of ``model`` (nested models included) is a convolution."""
+    stack, seen = [model], set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if any("Conv" in cls.__name__ for cls in type(layer).__mro__):
+            return True
+        stack.extend(getattr(layer, "layers", ()))
+    return False
+
+
+def _unrolled(model) -> bool:
+    """Whether stacked steps of ``model`` run unrolled in chunks of `_MAX_UNROLLED_STEPS`
+    rather than in one scan: on the CPU, for networks with convolutions, which XLA runs about
+    20× slower inside a scan's loop than outside it (a Nature-DQN step on 64 frames: 2.2 s
+    against 0.1 s; a PPO rollout and update of 16 steps with ppo_atari's network, 8 copies ×
+    32 steps, minibatches of 64: 45 s scanned against 1.7 s in two unrolled calls of 8).
+    Dense networks scan: unrolling only multiplies their compile time (TRPO's critic steps on
+    CartPole: 4.5 s of CPU for the first iteration unrolled, 2.7 s scanned, and the same
+    1.1 s for the next ten either way)."""
+    return jax.default_backend() == "cpu" and _has_convolution(model)
 
 
 def train_steps_function(model, compiled):
@@ -218,6 +233,7 @@ def train_steps_function(model, compiled):
         model.optimizer.variables,
         model.metrics_variables,
     )
+    unrolled = _unrolled(model)
 
     @jax.jit
     def run(state, x, y):
@@ -227,7 +243,7 @@ def train_steps_function(model, compiled):
             logs, state = model.train_step(state, (*batch, None))
             return state, logs
 
-        if x.shape[0] > _MAX_UNROLLED_STEPS:
+        if not unrolled:
             state, logs = jax.lax.scan(body, state, (x, y))
             return keras.tree.map_structure(lambda value: value[-1], logs), state
         for index in range(x.shape[0]):
@@ -238,7 +254,7 @@ def train_steps_function(model, compiled):
     def call(x, y):
         state = tuple([variable.value for variable in variables] for variables in groups())
         steps = x.shape[0]
-        size = _chunk_size(steps)
+        size = min(steps, _MAX_UNROLLED_STEPS) if unrolled else steps
         for start in range(0, steps, size):
             part = slice(start, start + size)
             chunk = keras.tree.map_structure(lambda leaf, part=part: leaf[part], (x, y))
