@@ -22,6 +22,7 @@ The targets and losses of value-based agents (``q_learning_targets``, ``categori
 ``huber_loss``) are pure ``keras.ops`` functions.
 """
 
+from dlkit.rl.a3c import A3C, A3CConfig
 from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.atari import EpisodicLife, FireOnReset, make_atari_env
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
@@ -46,11 +47,13 @@ from dlkit.rl.torso import nature_cnn
 
 __all__ = [
     "A2C",
+    "A3C",
     "DQN",
     "PPO",
     "REINFORCE",
     "SARSA",
     "A2CConfig",
+    "A3CConfig",
     "Agent",
     "AgentConfig",
     "DQNConfig",

@@ -12,16 +12,18 @@ version gates of ``_versions.py``, which also guard ``alternating.py``'s and
 
 from dlkit.training.alternating import AlternatingModel, OptimizerGroup, Update
 from dlkit.training.backend import enable_compilation_cache, list_devices
-from dlkit.training.gradients import value_and_grad
+from dlkit.training.gradients import CompiledGradients, compile_gradients, value_and_grad
 from dlkit.training.inference import CompiledInference, compile_inference
 from dlkit.training.steps import CompiledTrainSteps, compile_train_steps
 
 __all__ = [
     "AlternatingModel",
+    "CompiledGradients",
     "CompiledInference",
     "CompiledTrainSteps",
     "OptimizerGroup",
     "Update",
+    "compile_gradients",
     "compile_inference",
     "compile_train_steps",
     "enable_compilation_cache",
