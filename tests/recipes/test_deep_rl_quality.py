@@ -12,7 +12,13 @@ several seeds each (docs/pages/recipes.md lists the steps to solve per seed and 
 import keras
 import pytest
 
-from dlkit.recipes import a2c_cartpole, dqn_cartpole, ppo_pendulum, reinforce_cartpole
+from dlkit.recipes import (
+    a2c_cartpole,
+    a3c_cartpole,
+    dqn_cartpole,
+    ppo_pendulum,
+    reinforce_cartpole,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +70,9 @@ def test_dqn_variant_solves_cartpole(variant, tmp_path):
     assert_solved(*run_recipe(dqn_cartpole, tmp_path, variant=variant))
 
 
-@pytest.mark.parametrize("module", [reinforce_cartpole, a2c_cartpole], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [reinforce_cartpole, a2c_cartpole, a3c_cartpole], ids=lambda m: m.__name__
+)
 def test_policy_gradient_solves_cartpole(module, tmp_path):
     assert_solved(*run_recipe(module, tmp_path))
 
