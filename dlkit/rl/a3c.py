@@ -26,13 +26,19 @@ checkpoint holds the shared parameters, the optimizer, the counters, the shared 
 the agent's random generator; a resumed run starts new workers from it (their random streams
 drawn from that generator), whose episodes start from a reset, as for the other agents.
 
-Threads or processes: measured on the 2-core development machine (JAX backend, CartPole-v1,
-the default networks; `python benchmarks/a3c_workers.py`, which prints the figures as JSON),
-a worker process costs about 4-5 s to start (Python and the backend imported) and each of its
-updates would add a round trip of the parameters and gradients through a pipe, while threads
-share the parameters for free; two threads run the steps of two workers at about 1.2-1.5× the
-rate of one, as the environment and the compiled calls partly release the interpreter lock.
-For networks this small the process start alone is worth thousands of updates, hence threads.
+Threads or processes, measured (`KERAS_BACKEND=jax OMP_NUM_THREADS=1 python
+benchmarks/a3c_workers.py`, JSON; JAX, CartPole-v1, the `a3c_cartpole` networks, 9,155
+parameters, on the shared 2-core development machine at a load average of about 2.6): a worker
+process would pay 3.0 s to start and import keras and dlkit.rl (plus its own compilation),
+then 0.09 ms per update to send the parameters and receive a gradient through a pipe; threads
+pay neither. One thread ran 4,380 env steps/s, two threads 4,278: the environment steps and the
+Python around them hold the interpreter lock, so on this machine the second thread buys no
+throughput, and processes could (at the price of the start-up: 3.0 s are about 13,000
+CartPole steps, more than the fastest `a3c_cartpole` runs need to solve). Threads are the
+choice here: no start-up, one compiled function per backend for every worker, parameters
+shared in place; the asynchrony they give is the algorithm's (decorrelated, stale updates), not
+a speed-up. Processes would be the choice for simulators that release the lock seldom and runs
+long enough to repay their start.
 """
 
 from __future__ import annotations
