@@ -3,8 +3,9 @@
 `num_workers` actor-learners run at once, one Python thread each, each on its own copy of
 the environment (copy i of the vector environment `learn` receives) with its own random
 stream and rollout buffer. Each repeats the loop of the notes' Algorithm S3: read the shared
-parameters θ, θ_v into its local copy θ', θ'_v (and the shared version v they carry), take
-`n_steps` steps, compute the gradient of the A2C loss at its local copy
+parameters θ, θ_v into its local copy θ', θ'_v (clones of actor and critic; with the shared
+version v they carry), take `n_steps` steps acting and bootstrapping with that copy, compute
+the gradient of the A2C loss at its local copy
 (`dlkit.training.compile_gradients`: one `jax.jit` on JAX, one `tf.function` on TensorFlow,
 autograd on PyTorch), and apply it to the shared parameters with the shared RMSprop, without
 waiting for the other workers. Meanwhile another worker may have applied its own update, so a
@@ -116,8 +117,26 @@ class _Worker:
     index: int
     env: object
     state: dict
+    # The local copy: clones of actor and critic in one compiled acting call, and the
+    # (shared variable, local variable) pairs that `_read_shared` copies.
+    acting: object
+    pairs: list
     thread: threading.Thread | None = None
     parked: bool = False
+
+
+def _local_copy(agent: A3C) -> tuple:
+    """Clones of the agent's actor and critic (same architecture, own variables) in one
+    compiled acting call, and the (shared, local) variable pairs."""
+    from dlkit.training import compile_inference
+
+    actor = keras.models.clone_model(agent.actor)
+    critic = keras.models.clone_model(agent.critic)
+    inputs = keras.Input(agent._observation_shape, dtype=agent._observation_dtype)
+    model = keras.Model(inputs, [actor(inputs), critic(inputs)], name="local_acting")
+    pairs = list(zip(agent.actor.weights, actor.weights))
+    pairs += list(zip(agent.critic.weights, critic.weights))
+    return compile_inference(model), pairs
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
@@ -213,8 +232,17 @@ class A3C(A2C):
         copies = getattr(env, "envs", None) or [env]
         # Each worker's own stream, drawn from the agent's (restored) generator.
         seeds = self._rng.integers(2**63 - 1, size=self.num_workers)
+        # Local copies are built once per agent and kept from run to run (compiled once).
+        local = [(worker.acting, worker.pairs) for worker in self._workers]
+        local += [_local_copy(self) for _ in range(self.num_workers - len(local))]
         self._workers = [
-            _Worker(self, index, as_vector_env(copy), {"_rng": np.random.default_rng(seed)})
+            _Worker(
+                self,
+                index,
+                as_vector_env(copy),
+                {"_rng": np.random.default_rng(seed)},
+                *local[index],
+            )
             for index, (copy, seed) in enumerate(zip(copies, seeds))
         ]
         self._claimed = self.num_timesteps
@@ -235,6 +263,8 @@ class A3C(A2C):
         steps = self.n_steps
         observations = np.zeros((steps, *self._observation_shape), self._observation_dtype)
         self._values(observations[:1])
+        for worker in self._workers:
+            worker.acting(observations[:1])
         zeros = np.zeros(steps, np.float32)
         batch = {
             "observations": observations,
@@ -315,8 +345,7 @@ class A3C(A2C):
             self._observations = self._reset_env(worker.env)
             self._setup_rollouts(worker.env, self.gae_lambda)
             while self._claim_rollout(worker):
-                with self._shared_lock:
-                    values, version = self._gradients.snapshot(), self._version
+                values, version = self._read_shared(worker)
                 self._collect_rollout(worker.env)
                 batch = next(self.rollout.minibatches(len(self.rollout)))
                 loss, gradients = self._gradients(
@@ -341,6 +370,29 @@ class A3C(A2C):
             with self._condition:
                 worker.parked = True
                 self._condition.notify_all()
+
+    def _read_shared(self, worker: _Worker) -> tuple[list, int]:
+        """θ' ← θ, θ'_v ← θ_v: copies the shared parameters into the worker's local networks,
+        and returns them (in the order of `trainable_variables`) with their version."""
+        with self._shared_lock:
+            values, version = self._gradients.snapshot(), self._version
+            constants = [
+                (local, shared.value) for shared, local in worker.pairs if not shared.trainable
+            ]
+        position = {id(variable): index for index, variable in enumerate(self._gradients.variables)}
+        for shared, local in worker.pairs:
+            if id(shared) in position:
+                local.assign(values[position[id(shared)]])
+        for local, value in constants:
+            local.assign(value)
+        return values, version
+
+    def _acting_function(self):
+        # In a worker, its local copy of actor and critic acts and bootstraps.
+        worker = getattr(_THREAD, "worker", None)
+        if worker is not None and worker.agent is self:
+            return worker.acting
+        return super()._acting_function()
 
     def _record_step(self, env, *step):
         with self._shared_lock:
