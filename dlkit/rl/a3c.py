@@ -29,14 +29,14 @@ drawn from that generator), whose episodes start from a reset, as for the other 
 
 Threads or processes, measured (`KERAS_BACKEND=jax OMP_NUM_THREADS=1 python
 benchmarks/a3c_workers.py`, JSON; JAX, CartPole-v1, the `a3c_cartpole` networks, 9,155
-parameters, on the shared 2-core development machine at a load average of about 2.6): a worker
-process would pay 3.0 s to start and import keras and dlkit.rl (plus its own compilation),
-then 0.09 ms per update to send the parameters and receive a gradient through a pipe; threads
-pay neither. One thread ran 4,380 env steps/s, two threads 4,278: the environment steps and the
+parameters, on the shared 2-core development machine at a load average of about 3-4): a worker
+process would pay 3.2 s to start and import keras and dlkit.rl (plus its own compilation),
+then 0.10 ms per update to send the parameters and receive a gradient through a pipe; threads
+pay neither. One thread ran 3,926 env steps/s, two threads 3,831: the environment steps and the
 Python around them hold the interpreter lock, so on this machine the second thread buys no
-throughput, and processes could (at the price of the start-up: 3.0 s are about 13,000
-CartPole steps, more than the fastest `a3c_cartpole` runs need to solve). Threads are the
-choice here: no start-up, one compiled function per backend for every worker, parameters
+throughput, and processes could (at the price of the start-up: 3.2 s are about 12,000
+CartPole steps, near the 15,000 the fastest `a3c_cartpole` runs need to solve). Threads are the
+choice here: no start-up, one compiled gradient function for every worker, parameters
 shared in place; the asynchrony they give is the algorithm's (decorrelated, stale updates), not
 a speed-up. Processes would be the choice for simulators that release the lock seldom and runs
 long enough to repay their start.
@@ -158,7 +158,9 @@ class A3C(A2C):
         dθ = −Σ_i ∇_θ' log π(a_i | s_i; θ') (R_i − V(s_i; θ'_v)) − c_H ∇_θ' H[π(· | s_i; θ')]
         dθ_v = c_v Σ_i ∇_θ'_v (R_i − V(s_i; θ'_v))²
         θ, θ_v ← RMSprop(θ, θ_v; dθ, dθ_v)                        (at the version then current)
-        [notes §9.2.2, Algorithm S3; means instead of sums, as `A2C`]
+        [notes §9.2.2, Algorithm S3; means instead of sums, as `A2C`; a rollout keeps its
+         n_steps across an episode's end, where R starts again from 0 (or from V(final
+         observation) after a truncation), instead of ending at the terminal state]
 
     Args:
         actor: a built model from observations to logits (B, n) or Gaussian means (B, D).
