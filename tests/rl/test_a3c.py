@@ -145,7 +145,8 @@ def test_a_failing_worker_stops_the_run_and_leaves_the_last_checkpoint(tmp_path,
     assert isinstance(raised.value.__cause__, RuntimeError)
     assert isinstance(raised.value.__cause__.__cause__, OSError)
     assert not worker_threads()
-    assert saved and saved[-1][0] < 400
+    # Checkpoints every 100 steps up to the failure, none at the end of the run.
+    assert saved and saved[-1][0] % 100 == 0 and saved[-1][0] < 2_000
     assert (tmp_path / "checkpoint.npz").read_bytes() == saved[-1][1]
 
     # The run resumes from that checkpoint with healthy copies and finishes.
