@@ -24,6 +24,7 @@ The targets and losses of value-based agents (``q_learning_targets``, ``categori
 ``huber_loss``) are pure ``keras.ops`` functions.
 """
 
+from dlkit.rl.a3c import A3C, A3CConfig
 from dlkit.rl.agent import Agent, AgentConfig, GreedyAction
 from dlkit.rl.atari import EpisodicLife, FireOnReset, make_atari_env
 from dlkit.rl.buffers import PrioritizedReplayBuffer, ReplayBuffer
@@ -50,6 +51,7 @@ from dlkit.rl.trpo import TRPO, TRPOConfig
 
 __all__ = [
     "A2C",
+    "A3C",
     "DQN",
     "PPO",
     "REINFORCE",
@@ -57,6 +59,7 @@ __all__ = [
     "TRPO",
     "A2CConfig",
     "ActorCriticConfig",
+    "A3CConfig",
     "Agent",
     "AgentConfig",
     "DQNConfig",

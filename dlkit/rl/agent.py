@@ -506,6 +506,14 @@ class Agent(keras.Model):
                 f"{self.num_timesteps // env.num_envs}): {type(error).__name__}: {error}. "
                 "The last checkpoint is left as it was."
             ) from error
+        return self._record_step(env, observations, rewards, terminated, truncated, infos)
+
+    def _record_step(self, env, observations, rewards, terminated, truncated, infos):
+        """`_step_env`'s bookkeeping of a step taken: episode records, counters, normalisation.
+
+        Apart from `env.step`, so that an agent whose threads step their own environments
+        (`dlkit.rl.A3C`) can record under a lock without stepping under it.
+        """
         rewards = np.asarray(rewards, dtype=np.float32)
         terminated = np.asarray(terminated, dtype=bool)
         truncated = np.asarray(truncated, dtype=bool)

@@ -319,7 +319,7 @@ class ActorCritic(Agent):
 
     def _sample(self, observations, explore=True):
         """Actions, their log-probabilities and V(s) for a batch, in NumPy."""
-        actor_outputs, values = self._compiled(self._acting_model)(observations)
+        actor_outputs, values = self._acting_function()(observations)
         values = values[:, 0]
         if self.discrete:
             logits = actor_outputs.astype(np.float64)
@@ -373,7 +373,11 @@ class ActorCritic(Agent):
 
     def _values(self, batch) -> np.ndarray:
         """`value` of a batch the agent already normalised."""
-        return self._compiled(self._acting_model)(batch)[1][:, 0]
+        return self._acting_function()(batch)[1][:, 0]
+
+    def _acting_function(self):
+        """The compiled call of actor and critic that acting and bootstrapping use."""
+        return self._compiled(self._acting_model)
 
     # ------------------------------------------------------------------ learning
 

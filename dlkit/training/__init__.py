@@ -14,7 +14,9 @@ from dlkit.training.alternating import AlternatingModel, OptimizerGroup, Update
 from dlkit.training.backend import enable_compilation_cache, list_devices
 from dlkit.training.gradients import (
     CompiledFunction,
+    CompiledGradients,
     compile_function,
+    compile_gradients,
     hessian_vector_product,
     value_and_grad,
 )
@@ -24,11 +26,13 @@ from dlkit.training.steps import CompiledTrainSteps, compile_train_steps
 __all__ = [
     "AlternatingModel",
     "CompiledFunction",
+    "CompiledGradients",
     "CompiledInference",
     "CompiledTrainSteps",
     "OptimizerGroup",
     "Update",
     "compile_function",
+    "compile_gradients",
     "compile_inference",
     "compile_train_steps",
     "enable_compilation_cache",

@@ -226,6 +226,45 @@ def _unrolled(model) -> bool:
     return jax.default_backend() == "cpu" and _has_convolution(model)
 
 
+def gradients_function(model, compiled):
+    variables = compiled.variables
+    constants = list(model.non_trainable_variables)
+
+    def loss(values, constant_values, x, y):
+        compiled.num_traces += 1
+        mapping = list(zip(variables, values)) + list(zip(constants, constant_values))
+        with keras.StatelessScope(state_mapping=mapping):
+            return compiled.loss(x, y)
+
+    function = jax.jit(jax.value_and_grad(loss))
+
+    def call(values, x, y):
+        return function(values, [v.value for v in constants], x, y)
+
+    return call
+
+
+def apply_function(model, compiled):
+    optimizer = model.optimizer
+    variables = compiled.variables
+
+    @jax.jit
+    def apply(optimizer_values, values, gradients):
+        compiled.num_traces += 1
+        return optimizer.stateless_apply(optimizer_values, gradients, values)
+
+    def call(gradients):
+        values, optimizer_values = apply(
+            [v.value for v in optimizer.variables], [v.value for v in variables], gradients
+        )
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        for variable, value in zip(optimizer.variables, optimizer_values):
+            variable.assign(value)
+
+    return call
+
+
 def train_steps_function(model, compiled):
     groups = lambda: (  # noqa: E731 - re-read on every call: variables may be replaced
         model.trainable_variables,

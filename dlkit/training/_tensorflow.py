@@ -6,6 +6,7 @@ behind the switch ``DLKIT_TF_FAST`` (``0`` turns them off) and the version gates
 APIs they use; each of them hands back the plain path where it does not apply.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -108,6 +109,34 @@ def inference_function(model, compiled):
 
             function = _tensorflow_fast.flat_call(traced.get_concrete_function())
         return map_outputs(lambda x: x.numpy(), function(tf.constant(inputs, dtype=dtype)))
+
+    return call
+
+
+def gradients_function(model, compiled):
+    del model
+    variables = compiled.variables
+
+    @tf.function(reduce_retracing=True)
+    def function(values, x, y):
+        compiled.num_traces += 1
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                loss = compiled.loss(x, y)
+        gradients = tape.gradient(loss, values, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return loss, gradients
+
+    return function
+
+
+def apply_function(model, compiled):
+    variables = compiled.variables
+
+    @tf.function(reduce_retracing=True)
+    def call(gradients):
+        compiled.num_traces += 1
+        model.optimizer.apply(gradients, variables)
 
     return call
 

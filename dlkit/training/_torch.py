@@ -141,6 +141,33 @@ def inference_function(model, compiled):
     return call
 
 
+def gradients_function(model, compiled):
+    del model
+    variables = compiled.variables
+
+    def call(values, x, y):
+        values = [torch.as_tensor(value).detach().requires_grad_(True) for value in values]
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            loss = compiled.loss(x, y)
+        gradients = torch.autograd.grad(loss, values, allow_unused=True)
+        gradients = [
+            torch.zeros_like(value) if gradient is None else gradient
+            for value, gradient in zip(values, gradients)
+        ]
+        return loss.detach(), gradients
+
+    return call
+
+
+def apply_function(model, compiled):
+    variables = compiled.variables
+
+    def call(gradients):
+        model.optimizer.apply(gradients, variables)
+
+    return call
+
+
 def train_steps_function(model, compiled):
     def call(x, y):
         x = torch.as_tensor(x)

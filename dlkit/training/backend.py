@@ -101,6 +101,16 @@ class BackendModule(Protocol):
         traces in ``compiled.num_traces``.
         """
 
+    def gradients_function(self, model: keras.Model, compiled: Any) -> Callable:
+        """``call(values, x, y)``: ``(loss, gradients)`` of ``compiled.loss(x, y)`` with
+        ``compiled.variables`` read from ``values``, for ``gradients.CompiledGradients``; safe
+        to call from several threads at once. Counts its traces in ``compiled.num_traces``."""
+
+    def apply_function(self, model: keras.Model, compiled: Any) -> Callable:
+        """``call(gradients)``: ``model.optimizer.apply(gradients, compiled.variables)``,
+        compiled (for ``gradients.CompiledGradients.apply``); the optimizer is built. Counts its
+        traces in ``compiled.num_traces``."""
+
     def fit_train_function(self, model: keras.Model) -> Callable | None:
         """A function for ``fit`` to call once per batch with the data iterator, or ``None``
         for Keras's own ``make_train_function``."""

@@ -216,3 +216,86 @@ def compile_function(fn: Callable, variables: Sequence[keras.Variable]) -> Compi
     [6.0, 8.0]
     """
     return CompiledFunction(fn, _check_variables(variables))
+
+
+class CompiledGradients:
+    """The gradient of a model's training loss at parameter values held outside the model.
+
+    ``compiled(values, x, y)`` evaluates ``model.compute_loss(x, y, model(x, training=True))``
+    with the model's trainable variables read from ``values`` (arrays of their shapes, in the
+    order of ``model.trainable_variables``) instead of the variables, and returns the loss and
+    its gradient with respect to those values; the model's variables are neither read nor
+    changed. Several threads may call it at once, each with its own values: the asynchronous
+    actor-learners of `dlkit.rl.A3C` differentiate at their local copies of the shared
+    parameters [notes §9.2.2]. Built by ``compile_gradients``: one ``jax.jit`` of a stateless
+    function on JAX, one ``tf.function`` on TensorFlow, autograd on PyTorch.
+
+    Attributes:
+        model: the model differentiated.
+        variables: its trainable variables, the order of ``values`` and of the gradients.
+        num_traces: how many times the backend traced the function (0 on PyTorch).
+    """
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        self.variables = list(model.trainable_variables)
+        self.num_traces = 0
+        self._function = backend_module().gradients_function(model, self)
+        self._apply = None
+
+    def loss(self, x, y):
+        """The model's training loss on ``(x, y)``, with the variables as they are read."""
+        y_pred = self.model(x, training=True)
+        return self.model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+
+    def snapshot(self) -> list:
+        """Copies of the trainable variables' current values: a local copy of the parameters."""
+        return [
+            keras.ops.copy(keras.ops.stop_gradient(variable.value)) for variable in self.variables
+        ]
+
+    def __call__(self, values, x, y) -> tuple[float, list]:
+        """``(loss, gradients)`` at ``values``; the gradients are backend tensors."""
+        if len(values) != len(self.variables):
+            raise ValueError(
+                f"Expected one value per trainable variable ({len(self.variables)}). "
+                f"Received: {len(values)} values"
+            )
+        loss, gradients = self._function(list(values), x, y)
+        return float(keras.ops.convert_to_numpy(loss)), list(gradients)
+
+    def apply(self, gradients) -> None:
+        """Applies ``gradients`` to the model's trainable variables with ``model.optimizer``
+        (built on first use), in one compiled call on JAX and TensorFlow. Not thread-safe:
+        callers applying from several threads hold a lock around it."""
+        if self._apply is None:
+            optimizer = getattr(self.model, "optimizer", None)
+            if optimizer is None:
+                raise ValueError("Expected a compiled model (with an optimizer) to apply to.")
+            if not optimizer.built:
+                optimizer.build(self.variables)
+            self._apply = backend_module().apply_function(self.model, self)
+        self._apply(list(gradients))
+
+
+def compile_gradients(model: keras.Model) -> CompiledGradients:
+    """The compiled gradient of ``model``'s training loss at given parameter values.
+
+    Args:
+        model: a built ``keras.Model`` whose ``compute_loss(x, y, y_pred)`` gives its loss.
+
+    Returns:
+        A ``CompiledGradients``: ``(loss, gradients) = compiled(values, x, y)``.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(loss="mse")
+    >>> gradient = compile_gradients(model)
+    >>> values = [np.ones((2, 1), "float32"), np.zeros((1,), "float32")]
+    >>> loss, (kernel, bias) = gradient(values, np.ones((4, 2), "float32"), np.zeros((4, 1)))
+    >>> loss  # (1 + 1 - 0)² on every row
+    4.0
+    """
+    return CompiledGradients(model)

@@ -15,6 +15,7 @@ import pytest
 
 from dlkit.recipes import (
     a2c_cartpole,
+    a3c_cartpole,
     dqn_cartpole,
     ppo_pendulum,
     reinforce_cartpole,
@@ -73,7 +74,9 @@ def test_dqn_variant_solves_cartpole(variant, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "module", [reinforce_cartpole, a2c_cartpole, trpo_cartpole], ids=lambda m: m.__name__
+    "module",
+    [reinforce_cartpole, a2c_cartpole, a3c_cartpole, trpo_cartpole],
+    ids=lambda m: m.__name__,
 )
 def test_policy_gradient_solves_cartpole(module, tmp_path):
     assert_solved(*run_recipe(module, tmp_path))

@@ -10,6 +10,7 @@ from dlkit.export import verify
 from dlkit.recipes import (
     _deep_rl,
     a2c_cartpole,
+    a3c_cartpole,
     dqn_cartpole,
     ppo_cartpole,
     ppo_pendulum,
@@ -41,6 +42,16 @@ TINY = {
     "a2c_cartpole": (
         a2c_cartpole,
         {"num_envs": 2, "n_steps": 25, "hidden_units": (16,), "stop_at_solved": False},
+    ),
+    "a3c_cartpole": (
+        a3c_cartpole,
+        {
+            "num_envs": 2,
+            "num_workers": 2,
+            "n_steps": 25,
+            "hidden_units": (16,),
+            "stop_at_solved": False,
+        },
     ),
     "ppo_cartpole": (
         ppo_cartpole,
@@ -244,6 +255,8 @@ def test_overrides_from_the_command_line_fill_the_config():
         (ppo_pendulum, "env_id", "NoSuchEnv-v0"),
         (ppo_cartpole, "gae_lambda", 1.5),
         (a2c_cartpole, "hidden_units", ()),
+        (a3c_cartpole, "num_workers", 0),
+        (a3c_cartpole, "num_envs", 3),
         (reinforce_cartpole, "episodes_per_update", 0),
         (dqn_cartpole, "loss", "l1"),
         (dqn_cartpole, "exploration_final_epsilon", -0.1),
@@ -265,12 +278,20 @@ def test_dueling_and_c51_together_are_rejected():
 
 def test_recipe_configs_extend_the_agent_configs_and_keep_every_field_doc():
     from dlkit.config import config_fields, format_help
-    from dlkit.rl import A2CConfig, DQNConfig, PPOConfig, REINFORCEConfig, TRPOConfig
+    from dlkit.rl import (
+        A2CConfig,
+        A3CConfig,
+        DQNConfig,
+        PPOConfig,
+        REINFORCEConfig,
+        TRPOConfig,
+    )
 
     for module, agent_config in [
         (dqn_cartpole, DQNConfig),
         (reinforce_cartpole, REINFORCEConfig),
         (a2c_cartpole, A2CConfig),
+        (a3c_cartpole, A3CConfig),
         (ppo_cartpole, PPOConfig),
         (ppo_pendulum, PPOConfig),
         (trpo_cartpole, TRPOConfig),

@@ -71,3 +71,57 @@ def test_list_devices_names_the_cpu():
     devices = list_devices()
     assert devices and all(":" in device for device in devices)
     assert any(device.startswith("cpu") for device in devices)
+
+
+def test_compiled_gradients_at_other_values_and_their_apply_match_the_optimizer():
+    from dlkit.training import compile_gradients
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, "tanh"), keras.layers.Dense(1)]
+    )
+    model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="mse")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype("float32")
+    y = rng.normal(size=(8, 1)).astype("float32")
+    compiled = compile_gradients(model)
+    own = [keras.ops.convert_to_numpy(v.value).copy() for v in model.trainable_variables]
+    other = [value + rng.normal(size=value.shape).astype("float32") for value in own]
+
+    loss, gradients = compiled(other, x, y)
+    # The reference: the model's variables set to those values, differentiated in place.
+    for variable, value in zip(model.trainable_variables, other):
+        variable.assign(value)
+    reference_loss, reference, _ = value_and_grad(
+        lambda: keras.ops.mean(keras.ops.square(model(x) - keras.ops.convert_to_tensor(y))),
+        model.trainable_variables,
+    )
+    for variable, value in zip(model.trainable_variables, own):
+        variable.assign(value)
+    assert loss == pytest.approx(float(keras.ops.convert_to_numpy(reference_loss)), rel=1e-5)
+    for gradient, expected in zip(gradients, reference):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(gradient),
+            keras.ops.convert_to_numpy(expected),
+            rtol=1e-5,
+            atol=1e-7,
+        )
+    # The model's own variables were neither read nor changed.
+    for variable, value in zip(model.trainable_variables, own):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable.value), value)
+
+    # `apply` is the optimizer's step, twice in a row (its state carries over).
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    twin_optimizer = keras.optimizers.RMSprop(0.01)
+    for _ in range(2):
+        compiled.apply(gradients)
+        twin_optimizer.apply(gradients, twin.trainable_variables)
+    for mine, theirs in zip(model.trainable_variables, twin.trainable_variables):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(mine.value),
+            keras.ops.convert_to_numpy(theirs.value),
+            rtol=1e-6,
+            atol=1e-7,
+        )
+    assert not np.allclose(keras.ops.convert_to_numpy(model.trainable_variables[0].value), own[0])
