@@ -2,13 +2,13 @@
 
 Deep agents (`keras.Model` subclasses that train on TensorFlow, JAX and PyTorch): `DQN` with
 double, prioritized, dueling, noisy, distributional (C51) and n-step options; the policy-gradient
-agents `REINFORCE` and `A2C`; `PPO` and the trust-region `TRPO`, for discrete and Gaussian
-policies. Each learns with
+agents `REINFORCE`, `A2C` and its asynchronous form `A3C` (worker threads); `PPO` and the
+trust-region `TRPO`, for discrete and Gaussian policies. Each learns with
 `learn(env, total_timesteps)` on gymnasium vector environments (`make_vector_env`) and exports
 its deterministic policy with `policy_model()`. Each agent's hyperparameters are one config
-dataclass (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `PPOConfig`, `TRPOConfig`, extending
-`AgentConfig`, `ActorCriticConfig` and `PolicyGradientConfig`), which the agent takes as
-`config=` or as keyword arguments.
+dataclass (`DQNConfig`, `REINFORCEConfig`, `A2CConfig`, `A3CConfig`, `PPOConfig`,
+`TRPOConfig`, extending `AgentConfig`, `ActorCriticConfig` and `PolicyGradientConfig`), which
+the agent takes as `config=` or as keyword arguments.
 
 Atari: `make_atari_env` builds games with the customary preprocessing (gymnasium's
 `AtariPreprocessing` and `FrameStackObservation`, with `EpisodicLife`, `FireOnReset` and
