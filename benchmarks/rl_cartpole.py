@@ -334,6 +334,36 @@ class _Judge:
         }
 
 
+def learn_judged(agent, env, total_timesteps: int, judge: _Judge, rollout: int) -> dict:
+    """Trains a dlkit agent with ``judge`` stepping after each ``learn`` iteration, until it
+    stops the run; returns the elapsed times. ``rollout``: the env steps an on-policy agent's
+    policy acts unchanged after an iteration (0 for a policy that may change at any step)."""
+    import keras
+
+    class Judging(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if judge.step(agent.num_timesteps, agent.num_timesteps + rollout):
+                agent.stop_training = True
+
+    judge.begin()
+    agent.learn(env, total_timesteps, callbacks=[Judging()], verbose=0)
+    return judge.elapsed()
+
+
+def learn_judged_sb3(model, total_timesteps: int, judge: _Judge) -> dict:
+    """Trains a Stable-Baselines3 model with ``judge`` stepping after every env step, until it
+    stops the run; returns the elapsed times."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Judging(BaseCallback):
+        def _on_step(self) -> bool:
+            return not judge.step(self.num_timesteps)
+
+    judge.begin()
+    model.learn(total_timesteps, callback=Judging())
+    return judge.elapsed()
+
+
 def _eval_env(env_id: str = "CartPole-v1", episodes: int = EVAL_EPISODES):
     from dlkit.rl import make_vector_env
 
@@ -379,15 +409,7 @@ def run_dlkit(algorithm: str, seed: int, interval: int, tuned: bool = False) -> 
     # it is the policy acting at every step up to the next rollout's end (as SB3's PPO,
     # evaluated between its updates); DQN's iterations end on the grid points.
     rollout = settings["kwargs"]["n_steps"] * settings["num_envs"] if algorithm == "ppo" else 0
-
-    class Judging(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if judge.step(agent.num_timesteps, agent.num_timesteps + rollout):
-                agent.stop_training = True
-
-    judge.begin()
-    agent.learn(env, settings["total_timesteps"], callbacks=[Judging()], verbose=0)
-    elapsed = judge.elapsed()
+    elapsed = learn_judged(agent, env, settings["total_timesteps"], judge, rollout)
     return {
         "runner": f"dlkit-{keras.backend.backend()}" + ("-tuned" if tuned else ""),
         "algorithm": algorithm,
@@ -427,7 +449,6 @@ def _sb3_with_dlkit_settings(algorithm: str) -> dict:
 
 def run_sb3(algorithm: str, seed: int, interval: int, with_dlkit_values: bool = False) -> dict:
     from stable_baselines3 import DQN, PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     from dlkit.rl.agent import evaluate_vector
@@ -454,14 +475,7 @@ def run_sb3(algorithm: str, seed: int, interval: int, with_dlkit_values: bool = 
         return sum(returns) / EVAL_EPISODES
 
     judge = _Judge(evaluate, interval)
-
-    class Judging(BaseCallback):
-        def _on_step(self) -> bool:
-            return not judge.step(self.num_timesteps)
-
-    judge.begin()
-    model.learn(settings["n_timesteps"], callback=Judging())
-    elapsed = judge.elapsed()
+    elapsed = learn_judged_sb3(model, settings["n_timesteps"], judge)
     return {
         "runner": "sb3-dlkit-settings" if with_dlkit_values else "sb3",
         "algorithm": algorithm,

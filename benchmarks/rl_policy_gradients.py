@@ -57,7 +57,15 @@ from _common import (
     pin_to_one_core,
     pinning,
 )
-from rl_cartpole import EVAL_SEED, _Judge, _median, _quartiles, _ratio
+from rl_cartpole import (
+    EVAL_SEED,
+    _Judge,
+    _median,
+    _quartiles,
+    _ratio,
+    learn_judged,
+    learn_judged_sb3,
+)
 
 # Threshold and evaluation episodes of each task.
 TASKS = {
@@ -179,15 +187,7 @@ def run_dlkit(runner: str, env_id: str, seed: int, interval: int) -> dict:
     # TRPO and A2C change their policy only at the end of each rollout; A3C's workers change
     # it all the time.
     rollout = 0 if algorithm == "a3c" else config.n_steps * config.num_envs
-
-    class Judging(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if judge.step(agent.num_timesteps, agent.num_timesteps + rollout):
-                agent.stop_training = True
-
-    judge.begin()
-    agent.learn(env, config.total_timesteps, callbacks=[Judging()], verbose=0)
-    elapsed = judge.elapsed()
+    elapsed = learn_judged(agent, env, config.total_timesteps, judge, rollout)
     return {
         "runner": runner,
         "algorithm": algorithm,
@@ -212,7 +212,6 @@ def sb3_contrib_settings(env_id: str, sde: bool = False) -> dict:
 
 def run_sb3_contrib(runner: str, env_id: str, seed: int, interval: int) -> dict:
     from sb3_contrib import TRPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     settings = sb3_contrib_settings(env_id, sde=runner == "sb3-contrib-sde")
@@ -224,13 +223,7 @@ def run_sb3_contrib(runner: str, env_id: str, seed: int, interval: int) -> dict:
         TASKS[env_id]["threshold"],
     )
 
-    class Judging(BaseCallback):
-        def _on_step(self) -> bool:
-            return not judge.step(self.num_timesteps)
-
-    judge.begin()
-    model.learn(settings["n_timesteps"], callback=Judging())
-    elapsed = judge.elapsed()
+    elapsed = learn_judged_sb3(model, settings["n_timesteps"], judge)
     return {
         "runner": runner,
         "algorithm": "trpo",
@@ -382,7 +375,9 @@ def main(argv: list[str] | None = None) -> None:
         _pin(args.child)
         run = run_sb3_contrib if args.child.startswith("sb3") else run_dlkit
         result = run(args.child, args.env_id, seeds[0], args.eval_interval)
-        print(json.dumps({**result, "pinning": pinning()}))
+        # The affinity the run had: one core, or two for the A3C comparison.
+        placement = {**pinning(), "affinity": sorted(os.sched_getaffinity(0))}
+        print(json.dumps({**result, "pinning": placement}))
         return
     algorithms = [name for name in args.algorithms.split(",") if name]
     for name in algorithms:
