@@ -486,7 +486,13 @@ def rl_policy_gradients(name: str, group: str) -> str:
         ratio = ratios.get(runner, {})
         if algorithm == "a3c" and runner.endswith("-a3c"):
             backend = runner.split("-")[1]
-            ratio = {"wall_ratio": summary["a3c_against_a2c"][backend]["a3c_to_a2c_wall_ratio"]}
+            a2c = summary["runners"][f"dlkit-{backend}-a2c"]
+            cpu = row["median_cpu_seconds_to_solve"]
+            reference = a2c["median_cpu_seconds_to_solve"]
+            ratio = {
+                "wall_ratio": summary["a3c_against_a2c"][backend]["a3c_to_a2c_wall_ratio"],
+                "cpu_ratio": None if cpu is None or not reference else round(cpu / reference, 3),
+            }
         rows.append(
             [
                 label,
@@ -524,11 +530,14 @@ def rl_policy_gradients(name: str, group: str) -> str:
         )
     seeds = ", ".join(str(seed) for seed in record["settings"]["seeds"])
     threshold = record["settings"]["tasks"][env_id]["threshold"]
+    where = provenance(record)
+    if all(len(run["pinning"]["affinity"]) == 2 for run in runs):
+        where = where.replace("pinned to one core", "pinned to the same two cores")
     return (
         table
         + f"\n{env_id}, solved at an evaluation mean ≥ {threshold:g}. Targets: {met}.\n\n"
         + f"Seeds {seeds}. "
-        + provenance(record)
+        + where
     )
 
 

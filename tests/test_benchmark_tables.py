@@ -110,3 +110,18 @@ def test_rl_scale_summary_is_that_of_its_runs(name):
     assert all(run["pinning"]["affinity"] == [run["pinning"]["core"]] for run in runs)
     runners = {run["runner"] for run in runs if "error" not in run}
     assert "sb3" in runners and len(runners) >= (2 if learning else 4)
+
+
+@pytest.mark.parametrize(
+    "name, cores", [("rl_policy_gradients", 1), ("rl_policy_gradients_a3c", 2)]
+)
+def test_rl_policy_gradients_summary_is_that_of_its_runs(name, cores):
+    """The stored medians, ratios and targets are recomputed from the stored runs; TRPO's
+    runners ran on one core, A3C and A2C on the same two; no run failed."""
+    script = _load("rl_policy_gradients")
+    record = tables.load(name)
+    runs = record["results"]["runs"]
+    assert not [run for run in runs if "error" in run]
+    assert record["results"]["summary"] == json.loads(json.dumps(script.summarise(runs)))
+    assert {len(run["pinning"]["affinity"]) for run in runs} == {cores}
+    assert len({tuple(run["pinning"]["affinity"]) for run in runs}) == 1
