@@ -147,6 +147,7 @@ VERSIONED = (
     "numpy",
     "gymnasium",
     "stable-baselines3",
+    "sb3-contrib",
 )
 
 
