@@ -179,6 +179,10 @@ NOT_LAYER_TESTED = {
     "A2C": "an RL agent: .keras round trip and learning in tests/rl/test_policy_gradient.py",
     "PPO": "an RL agent: .keras round trip in tests/rl/test_policy_gradient.py, learning in "
     "tests/rl/test_solve_cartpole.py",
+    "A3C": "an RL agent: .keras round trip in tests/rl/test_a3c.py, learning in "
+    "tests/recipes/test_deep_rl_quality.py",
+    "TRPO": "an RL agent: .keras round trip in tests/rl/test_trpo.py, learning in "
+    "tests/recipes/test_deep_rl_quality.py",
     "OptimizerGroup": "an optimizer, not a layer: tests/training/test_alternating.py",
     "YoloLoss": "a loss, not a layer: tests/vision/test_detection.py",
 }

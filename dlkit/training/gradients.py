@@ -211,7 +211,7 @@ def compile_function(fn: Callable, variables: Sequence[keras.Variable]) -> Compi
     >>> import keras
     >>> w = keras.Variable([1.0, 2.0])
     >>> double = compile_function(lambda x: w * x * 2.0, [w])
-    >>> w.assign([3.0, 4.0])
+    >>> _ = w.assign([3.0, 4.0])
     >>> keras.ops.convert_to_numpy(double(keras.ops.ones((2,)))).tolist()
     [6.0, 8.0]
     """
