@@ -75,7 +75,7 @@ def test_dqn_variant_solves_cartpole(variant, tmp_path):
 
 @pytest.mark.parametrize(
     "module",
-    [reinforce_cartpole, a2c_cartpole, a3c_cartpole, trpo_cartpole],
+    [reinforce_cartpole, a2c_cartpole, trpo_cartpole],
     ids=lambda m: m.__name__,
 )
 def test_policy_gradient_solves_cartpole(module, tmp_path):
@@ -87,3 +87,19 @@ def test_gaussian_policy_balances_the_pendulum(module, tmp_path):
     config, results = run_recipe(module, tmp_path)
     assert results["timesteps"] >= config.total_timesteps
     assert results["eval_mean_return"] >= PENDULUM_BAR, results["evaluations"]
+
+
+def test_a3c_solves_cartpole_in_one_of_two_runs(tmp_path):
+    """A3C's worker threads interleave as the scheduler runs them, so a seed fixes the initial
+    weights and the random streams but not the run: measured, 13 of 15 default runs solved
+    within the budget (benchmarks/results/rl_policy_gradients_a3c.json), and a run of the
+    suite under load can land among the others. The gate asks one of two seeded runs to solve;
+    a broken A3C fails both."""
+    failures = []
+    for seed in (SEED, SEED + 1):
+        config, results = run_recipe(a3c_cartpole, tmp_path / f"seed{seed}", seed=seed)
+        if results["solved_at_timesteps"] is not None:
+            assert_solved(config, results)
+            return
+        failures.append(results["evaluations"])
+    pytest.fail(f"a3c_cartpole solved in neither of two runs: {failures}")
