@@ -94,6 +94,17 @@ def pin_backend(backend: str) -> dict:
     return pinning()
 
 
+def child_json(command: list[str], environment: dict, identity: dict, tail: int = 10) -> dict:
+    """Runs ``command`` and returns the JSON object of its last output line; if it fails,
+    ``identity`` with the last ``tail`` lines of its standard error under ``error``."""
+    completed = subprocess.run(
+        command, env=environment, capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        return {**identity, "error": completed.stderr.strip().splitlines()[-tail:]}
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 def run_in_subprocess(script: str, backend: str, arguments: list[str]) -> dict:
     """Runs ``script --backend backend ARGUMENTS`` in a fresh process; returns its last JSON line.
 
@@ -105,16 +116,8 @@ def run_in_subprocess(script: str, backend: str, arguments: list[str]) -> dict:
         "KERAS_BACKEND": backend,
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    completed = subprocess.run(
-        [sys.executable, script, "--backend", backend, *arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        return {"backend": backend, "error": completed.stderr.strip().splitlines()[-20:]}
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    command = [sys.executable, script, "--backend", backend, *arguments]
+    return child_json(command, environment, {"backend": backend}, tail=20)
 
 
 def _machine() -> dict:

@@ -65,6 +65,7 @@ from _common import (
     BACKENDS,
     ResultRecorder,
     add_save_argument,
+    child_json,
     one_core_environment,
     pin_library_threads,
     pin_to_one_core,
@@ -826,15 +827,9 @@ def _run_child(
         "--eval-interval",
         str(interval),
     ]
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
-    if completed.returncode != 0:
-        return {
-            "runner": runner,
-            "algorithm": algorithm,
-            "seed": seed,
-            "error": completed.stderr.strip().splitlines()[-10:],
-        }
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return child_json(
+        command, environment, {"runner": runner, "algorithm": algorithm, "seed": seed}
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 from _common import (
@@ -52,6 +51,7 @@ from _common import (
     CORE_VARIABLE,
     ResultRecorder,
     add_save_argument,
+    child_json,
     one_core_environment,
     pin_library_threads,
     pin_to_one_core,
@@ -334,17 +334,8 @@ def _child_environment(runner: str) -> dict:
 def _run_child(runner: str, env_id: str, seed: int, interval: int) -> dict:
     command = [sys.executable, __file__, "--child", runner, "--env-id", env_id]
     command += ["--seeds", str(seed), "--eval-interval", str(interval)]
-    completed = subprocess.run(
-        command, env=_child_environment(runner), capture_output=True, text=True
-    )
-    if completed.returncode != 0:
-        return {
-            "runner": runner,
-            "env_id": env_id,
-            "seed": seed,
-            "error": completed.stderr.strip().splitlines()[-10:],
-        }
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    identity = {"runner": runner, "env_id": env_id, "seed": seed}
+    return child_json(command, _child_environment(runner), identity)
 
 
 def _pin(runner: str) -> None:

@@ -41,7 +41,6 @@ import dataclasses
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -49,6 +48,7 @@ from _common import (
     BACKENDS,
     ResultRecorder,
     add_save_argument,
+    child_json,
     one_core_environment,
     pin_library_threads,
     pin_to_one_core,
@@ -413,10 +413,7 @@ def _run_child(runner: str, workload: str, seed: int, timesteps: int, learning: 
     command = [sys.executable, os.path.abspath(__file__)]
     command += [str(item) for pair in flags.items() for item in pair]
     command += ["--learning"] if learning else []
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
-    if completed.returncode:
-        return {**identity, "error": completed.stderr.strip().splitlines()[-10:]}
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return child_json(command, environment, identity)
 
 
 def _ratio(value, reference):
