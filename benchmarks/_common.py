@@ -231,6 +231,34 @@ def add_save_argument(parser) -> None:
     )
 
 
+def add_backend_arguments(parser) -> None:
+    """``--backend NAME`` (default ``$KERAS_BACKEND``, else tensorflow) and ``--all``."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
+        help="Keras backend to measure (default: $KERAS_BACKEND or tensorflow).",
+    )
+    parser.add_argument("--all", action="store_true", help="Measure every backend in turn.")
+
+
+def run_per_backend(script: str, args, arguments: list[str], settings: dict, measure) -> None:
+    """Measures one backend (``args.backend``: ``measure()`` in this process, pinned by
+    `run_process`, one JSON line) or, with ``args.all``, every backend in a fresh process of
+    ``script`` given ``arguments`` (a JSON list); prints the result and stores it with
+    ``settings`` when ``args.save`` asks."""
+    name = os.path.splitext(os.path.basename(script))[0]
+    recorder = ResultRecorder(name, sys.argv, settings)
+    if args.all:
+        results = [run_in_subprocess(script, backend, arguments) for backend in BACKENDS]
+        print(json.dumps(results, indent=2))
+    else:
+        results = run_process(args.backend, measure)
+        print(json.dumps(results))  # one line: the parent of --all reads the last one
+    if args.save is not None:
+        recorder.save(results, args.save or None)
+
+
 def steps_benchmark_main(script: str, description: str, run) -> None:
     """The command line of a benchmark timing ``run(steps, repeats)`` on one or every backend.
 

@@ -31,15 +31,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
-from _common import BACKENDS, ResultRecorder, add_save_argument, run_in_subprocess, run_process
+from _common import add_backend_arguments, add_save_argument, run_per_backend
 
 # Microseconds per single-observation action that compile_inference must stay under.
 TARGET_US = {"tensorflow": 400.0, "jax": 100.0, "torch": 400.0}
@@ -110,13 +107,7 @@ def benchmark(backend: str, num_calls: int, repeats: int, seed: int = 0) -> dict
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-        help="Keras backend to measure (default: $KERAS_BACKEND or tensorflow).",
-    )
-    parser.add_argument("--all", action="store_true", help="Measure every backend in turn.")
+    add_backend_arguments(parser)
     parser.add_argument(
         "--num-calls",
         type=int,
@@ -131,21 +122,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.num_calls < 1 or args.repeats < 1:
         parser.error("Expected --num-calls >= 1 and --repeats >= 1.")
-    recorder = ResultRecorder(
-        "acting_latency", sys.argv, {"num_calls": args.num_calls, "repeats": args.repeats}
-    )
     arguments = [f"--num-calls={args.num_calls}", f"--repeats={args.repeats}"]
-    if args.all:
-        results = [run_in_subprocess(__file__, backend, arguments) for backend in BACKENDS]
-        print(json.dumps(results, indent=2))
-    else:
-        # One core, and the backend's thread settings, before keras is imported.
-        results = run_process(
-            args.backend, lambda: benchmark(args.backend, args.num_calls, args.repeats)
-        )
-        print(json.dumps(results))
-    if args.save is not None:
-        recorder.save(results, args.save or None)
+    run_per_backend(
+        __file__,
+        args,
+        arguments,
+        {"num_calls": args.num_calls, "repeats": args.repeats},
+        lambda: benchmark(args.backend, args.num_calls, args.repeats),
+    )
 
 
 if __name__ == "__main__":

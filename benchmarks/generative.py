@@ -26,13 +26,10 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
 
 import numpy as np
-from _common import BACKENDS, ResultRecorder, add_save_argument, run_in_subprocess, run_process
+from _common import add_backend_arguments, add_save_argument, run_per_backend
 
 LATENT_DIM = 8
 NUM_CLASSES = 10
@@ -226,13 +223,7 @@ def benchmark(backend: str, names: list[str], epochs: int, batch_size: int) -> d
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-        help="Keras backend to measure (default: $KERAS_BACKEND or tensorflow).",
-    )
-    parser.add_argument("--all", action="store_true", help="Measure every backend in turn.")
+    add_backend_arguments(parser)
     parser.add_argument(
         "--models", default="", help="Comma-separated model names (default: all of them)."
     )
@@ -252,22 +243,13 @@ def main(argv: list[str] | None = None) -> None:
         f"--epochs={args.epochs}",
         f"--batch-size={args.batch_size}",
     ]
-    recorder = ResultRecorder(
-        "generative",
-        sys.argv,
+    run_per_backend(
+        __file__,
+        args,
+        arguments,
         {"models": names, "epochs": args.epochs, "batch_size": args.batch_size},
+        lambda: benchmark(args.backend, names, args.epochs, args.batch_size),
     )
-    if args.all:
-        results = [run_in_subprocess(__file__, backend, arguments) for backend in BACKENDS]
-        print(json.dumps(results, indent=2))
-    else:
-        # One core, and the backend's thread settings, before keras is imported.
-        results = run_process(
-            args.backend, lambda: benchmark(args.backend, names, args.epochs, args.batch_size)
-        )
-        print(json.dumps(results))
-    if args.save is not None:
-        recorder.save(results, args.save or None)
 
 
 if __name__ == "__main__":

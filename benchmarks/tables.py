@@ -119,6 +119,74 @@ def training_overhead() -> str:
     return table + "\n" + provenance(record)
 
 
+def host_overhead() -> str:
+    record = load("host_overhead")
+    rows = []
+    for result in _per_backend(record):
+        rows.append(
+            [
+                BACKEND_NAMES[result["backend"]],
+                _number(result["fused_wall_us_per_step"]),
+                _number(result["streaming_wall_us_per_step"]),
+                _number(result["handwritten_wall_us_per_step"]),
+                _number(result["handwritten_xla_wall_us_per_step"])
+                if "handwritten_xla_wall_us_per_step" in result
+                else "—",
+                f"{result['fused_ratio']:.2f}",
+                f"{result['fused_cpu_ratio']:.2f}",
+                f"{result['streaming_ratio']:.2f}",
+                f"{result['target_ratio']:.2f}",
+                "yes" if result["meets_target"] else "no",
+            ]
+        )
+    table = _table(
+        [
+            "backend",
+            "fused µs/step",
+            "streaming µs/step",
+            "hand-written µs/step",
+            "hand-written + XLA µs/step",
+            "fused / hand-written",
+            "CPU ratio",
+            "streaming / hand-written",
+            "target (fused)",
+            "met",
+        ],
+        ["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", ":---:"],
+        rows,
+    )
+    return table + "\n" + provenance(record)
+
+
+def training_overhead_fused() -> str:
+    fused, streaming = load("training_overhead_fused"), load("training_overhead")
+    by_backend = {result["backend"]: result for result in _per_backend(streaming)}
+    rows = []
+    for result in _per_backend(fused):
+        default = by_backend[result["backend"]]
+        rows.append(
+            [
+                BACKEND_NAMES[result["backend"]],
+                _number(result["dlkit_steps_per_s"]),
+                f"{result['overhead_ratio']:.2f}",
+                _number(default["dlkit_steps_per_s"]),
+                f"{default['overhead_ratio']:.2f}",
+            ]
+        )
+    table = _table(
+        [
+            "backend",
+            "fused steps/s",
+            "fused wall ratio",
+            "streaming steps/s (table above)",
+            "streaming wall ratio",
+        ],
+        ["---", "---:", "---:", "---:", "---:"],
+        rows,
+    )
+    return table + "\n" + provenance(fused)
+
+
 def acting_latency() -> str:
     record = load("acting_latency")
     rows = [
@@ -654,6 +722,8 @@ def rl_scale_learning() -> str:
 
 TABLES = {
     "training_overhead": training_overhead,
+    "host_overhead": host_overhead,
+    "training_overhead_fused": training_overhead_fused,
     "acting_latency": acting_latency,
     "layers": layers,
     "sequences": sequences,

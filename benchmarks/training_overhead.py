@@ -47,14 +47,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import sys
 import time
 
 import numpy as np
-from _common import BACKENDS, ResultRecorder, add_save_argument, run_in_subprocess, run_process
+from _common import add_backend_arguments, add_save_argument, run_per_backend
 
 # How many times slower than the hand-written loop dlkit may be. Keras on PyTorch runs every
 # layer eagerly through Keras's own ops, which costs about 2× over plain PyTorch.
@@ -124,42 +121,56 @@ def shuffled_batches(images: np.ndarray, batch_size: int, rng: np.random.Generat
 # ----------------------------------------------------------------------------------------------
 
 
-def dlkit_dcgan(seed: int, jit_compile="auto", steps_per_execution: int = 1):
-    """The DCGAN as a ``dlkit.training.AlternatingModel``, compiled."""
+def dcgan_networks():
+    """The DCGAN's generator and discriminator as Keras models (the architecture above)."""
+    import keras
+
+    layers = keras.layers
+    generator = keras.Sequential(
+        [
+            keras.Input((LATENT_DIM,)),
+            layers.Dense(2 * 2 * 64),
+            layers.LeakyReLU(LEAKY_SLOPE),
+            layers.Reshape((2, 2, 64)),
+            layers.Conv2DTranspose(32, 4, strides=2, padding="same"),
+            layers.LeakyReLU(LEAKY_SLOPE),
+            layers.Conv2DTranspose(1, 4, strides=2, padding="same"),
+            layers.Activation("tanh"),
+        ],
+        name="generator",
+    )
+    discriminator = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            layers.Conv2D(32, 4, strides=2, padding="same"),
+            layers.LeakyReLU(LEAKY_SLOPE),
+            layers.Conv2D(64, 4, strides=2, padding="same"),
+            layers.LeakyReLU(LEAKY_SLOPE),
+            layers.Flatten(),
+            layers.Dense(1),
+        ],
+        name="discriminator",
+    )
+    return generator, discriminator
+
+
+def dlkit_gan(
+    seed: int,
+    networks=dcgan_networks,
+    latent_dim: int = LATENT_DIM,
+    jit_compile="auto",
+    steps_per_execution: int = 1,
+):
+    """A GAN as a ``dlkit.training.AlternatingModel``, compiled: ``networks()`` gives its
+    (generator, discriminator); the losses and optimizers are the ones above."""
     import keras
 
     from dlkit.training import AlternatingModel, Update
 
-    layers = keras.layers
-
-    class DCGAN(AlternatingModel):
+    class GAN(AlternatingModel):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.generator = keras.Sequential(
-                [
-                    keras.Input((LATENT_DIM,)),
-                    layers.Dense(2 * 2 * 64),
-                    layers.LeakyReLU(LEAKY_SLOPE),
-                    layers.Reshape((2, 2, 64)),
-                    layers.Conv2DTranspose(32, 4, strides=2, padding="same"),
-                    layers.LeakyReLU(LEAKY_SLOPE),
-                    layers.Conv2DTranspose(1, 4, strides=2, padding="same"),
-                    layers.Activation("tanh"),
-                ],
-                name="generator",
-            )
-            self.discriminator = keras.Sequential(
-                [
-                    keras.Input((8, 8, 1)),
-                    layers.Conv2D(32, 4, strides=2, padding="same"),
-                    layers.LeakyReLU(LEAKY_SLOPE),
-                    layers.Conv2D(64, 4, strides=2, padding="same"),
-                    layers.LeakyReLU(LEAKY_SLOPE),
-                    layers.Flatten(),
-                    layers.Dense(1),
-                ],
-                name="discriminator",
-            )
+            self.generator, self.discriminator = networks()
             self.seed_generator = keras.random.SeedGenerator(seed)
 
         def call(self, noise):
@@ -177,7 +188,7 @@ def dlkit_dcgan(seed: int, jit_compile="auto", steps_per_execution: int = 1):
 
         def noise(self, real):
             batch_size = keras.ops.shape(real)[0]
-            return keras.random.normal((batch_size, LATENT_DIM), seed=self.seed_generator)
+            return keras.random.normal((batch_size, latent_dim), seed=self.seed_generator)
 
         def discriminator_loss(self, real):
             real_logits = self.discriminator(real)
@@ -191,7 +202,7 @@ def dlkit_dcgan(seed: int, jit_compile="auto", steps_per_execution: int = 1):
             return keras.ops.mean(keras.ops.softplus(-fake_logits))
 
     keras.utils.set_random_seed(seed)
-    model = DCGAN()
+    model = GAN()
     model.compile(
         optimizers={
             name: keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1, epsilon=EPSILON)
@@ -203,10 +214,16 @@ def dlkit_dcgan(seed: int, jit_compile="auto", steps_per_execution: int = 1):
     return model
 
 
+def dlkit_dcgan(seed: int, jit_compile="auto", steps_per_execution: int = 1):
+    """The DCGAN as a ``dlkit.training.AlternatingModel``, compiled."""
+    return dlkit_gan(seed, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+
+
 def time_dlkit(
-    model, images: np.ndarray, epochs: int, batch_size: int
+    model, images: np.ndarray, epochs: int, batch_size: int, **fit_options
 ) -> list[tuple[float, float]]:
-    """(wall, CPU) seconds of each epoch of ``fit`` but the first (which traces and compiles)."""
+    """(wall, CPU) seconds of each epoch of ``fit`` but the first (which traces and compiles);
+    ``fit_options`` go to ``fit`` (``fused_steps``)."""
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
@@ -223,7 +240,13 @@ def time_dlkit(
 
     timer = EpochTimer()
     model.fit(
-        images, batch_size=batch_size, epochs=epochs, shuffle=True, callbacks=[timer], verbose=0
+        images,
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=True,
+        callbacks=[timer],
+        verbose=0,
+        **fit_options,
     )
     return timer.seconds[1:]
 
@@ -233,13 +256,178 @@ def time_dlkit(
 # ----------------------------------------------------------------------------------------------
 
 
+def tensorflow_adam(variables: dict):
+    """A hand-written Adam on ``tf.Variable``s, the same update as Keras's: returns its apply
+    function, ``apply({name: gradient})``."""
+    import tensorflow as tf
+
+    moments = {name: tf.Variable(tf.zeros_like(v)) for name, v in variables.items()}
+    velocities = {name: tf.Variable(tf.zeros_like(v)) for name, v in variables.items()}
+    iterations = tf.Variable(0.0)
+
+    def apply(gradients: dict):
+        iterations.assign_add(1.0)
+        step_size = LEARNING_RATE * tf.sqrt(1.0 - BETA_2**iterations) / (1.0 - BETA_1**iterations)
+        for name, gradient in gradients.items():
+            moment, velocity = moments[name], velocities[name]
+            moment.assign_add((gradient - moment) * (1.0 - BETA_1))
+            velocity.assign_add((tf.square(gradient) - velocity) * (1.0 - BETA_2))
+            variables[name].assign_sub(step_size * moment / (tf.sqrt(velocity) + EPSILON))
+
+    return apply
+
+
+def epoch_runner(train_step, images: np.ndarray, batch_size: int, seed: int, to_batch=None):
+    """``run(epochs)`` of a hand-written per-step loop: ``train_step(batch) -> losses`` on
+    ``shuffled_batches`` of ``images`` (``to_batch`` converts each NumPy batch first); returns
+    the (wall, CPU) seconds of epochs 2..epochs, each timed from before its shuffle to its last
+    step's result."""
+    rng = np.random.default_rng(seed)
+
+    def run(epochs: int) -> list[tuple[float, float]]:
+        seconds = []
+        for _ in range(epochs):
+            start = clock()
+            for batch in shuffled_batches(images, batch_size, rng):
+                losses = train_step(batch if to_batch is None else to_batch(batch))
+            float(losses[1])  # waits for the epoch's last step
+            seconds.append(elapsed(start))
+        return seconds[1:]
+
+    return run
+
+
+def tensorflow_gan_step(
+    generate, discriminate, generator, discriminator, image_shape, latent_dim, seed, jit_compile
+):
+    """The GAN's training step as one ``tf.function`` with an input signature:
+    ``generate(noise)`` and ``discriminate(images)`` read the ``tf.Variable`` dicts
+    ``generator`` and ``discriminator``, each updated by ``tensorflow_adam``."""
+    import tensorflow as tf
+
+    noise_rng = tf.random.Generator.from_seed(seed)
+    apply_discriminator = tensorflow_adam(discriminator)
+    apply_generator = tensorflow_adam(generator)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec((None, *image_shape), tf.float32)], jit_compile=jit_compile
+    )
+    def train_step(real):
+        batch = tf.shape(real)[0]
+        with tf.GradientTape() as tape:
+            fake = generate(noise_rng.normal((batch, latent_dim)))
+            discriminator_loss = tf.reduce_mean(
+                tf.nn.softplus(-discriminate(real))
+            ) + tf.reduce_mean(tf.nn.softplus(discriminate(fake)))
+        apply_discriminator(
+            dict(
+                zip(discriminator, tape.gradient(discriminator_loss, list(discriminator.values())))
+            )
+        )
+        with tf.GradientTape() as tape:
+            fake = generate(noise_rng.normal((batch, latent_dim)))
+            generator_loss = tf.reduce_mean(tf.nn.softplus(-discriminate(fake)))
+        apply_generator(
+            dict(zip(generator, tape.gradient(generator_loss, list(generator.values()))))
+        )
+        return discriminator_loss, generator_loss
+
+    return train_step
+
+
+def jax_gan_step(generate, discriminate, generator, discriminator, latent_dim, seed):
+    """``step(real) -> losses``: the GAN's training step as one ``jax.jit`` with ``optax.adam``
+    (the state donated, as Keras's JAX trainer does, so XLA may update it in place);
+    ``generate(params, noise)`` and ``discriminate(params, images)`` are pure, ``generator``
+    and ``discriminator`` their initial NumPy parameters."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    def discriminator_loss(discriminator, generator, real, noise):
+        fake = generate(generator, noise)
+        return jnp.mean(jax.nn.softplus(-discriminate(discriminator, real))) + jnp.mean(
+            jax.nn.softplus(discriminate(discriminator, fake))
+        )
+
+    def generator_loss(generator, discriminator, noise):
+        return jnp.mean(jax.nn.softplus(-discriminate(discriminator, generate(generator, noise))))
+
+    optimizer = optax.adam(LEARNING_RATE, b1=BETA_1, b2=BETA_2, eps=EPSILON)
+
+    def train_step(state, real):
+        generator, discriminator, generator_opt, discriminator_opt, key = state
+        key, discriminator_key, generator_key = jax.random.split(key, 3)
+        noise = jax.random.normal(discriminator_key, (real.shape[0], latent_dim))
+        d_loss, gradients = jax.value_and_grad(discriminator_loss)(
+            discriminator, generator, real, noise
+        )
+        updates, discriminator_opt = optimizer.update(gradients, discriminator_opt, discriminator)
+        discriminator = optax.apply_updates(discriminator, updates)
+        noise = jax.random.normal(generator_key, (real.shape[0], latent_dim))
+        g_loss, gradients = jax.value_and_grad(generator_loss)(generator, discriminator, noise)
+        updates, generator_opt = optimizer.update(gradients, generator_opt, generator)
+        generator = optax.apply_updates(generator, updates)
+        state = (generator, discriminator, generator_opt, discriminator_opt, key)
+        return state, (d_loss, g_loss)
+
+    train_step = jax.jit(train_step, donate_argnums=0)
+    generator = jax.tree.map(jnp.asarray, generator)
+    discriminator = jax.tree.map(jnp.asarray, discriminator)
+    state = [
+        (
+            generator,
+            discriminator,
+            optimizer.init(generator),
+            optimizer.init(discriminator),
+            jax.random.key(seed),
+        )
+    ]
+
+    def step(real):
+        state[0], losses = train_step(state[0], real)
+        return losses
+
+    return step
+
+
+def torch_gan_step(generator, discriminator, latent_dim: int, device):
+    """``train_step(real) -> losses``: the usual PyTorch GAN step with ``torch.optim.Adam``
+    for the ``torch.nn`` modules ``generator`` and ``discriminator``."""
+    import torch
+
+    adam = {"betas": (BETA_1, BETA_2), "eps": EPSILON}
+    generator_optimizer = torch.optim.Adam(generator.parameters(), LEARNING_RATE, **adam)
+    discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), LEARNING_RATE, **adam)
+    softplus = torch.nn.functional.softplus
+
+    def train_step(real):
+        noise = torch.randn(real.shape[0], latent_dim, device=device)
+        # The discriminator's turn does not backpropagate into the generator (detach); the
+        # generator's turn goes through the discriminator.
+        discriminator_optimizer.zero_grad()
+        fake = generator(noise).detach()
+        discriminator_loss = (
+            softplus(-discriminator(real)).mean() + softplus(discriminator(fake)).mean()
+        )
+        discriminator_loss.backward()
+        discriminator_optimizer.step()
+        generator_optimizer.zero_grad()
+        noise = torch.randn(real.shape[0], latent_dim, device=device)
+        generator_loss = softplus(-discriminator(generator(noise))).mean()
+        generator_loss.backward()
+        generator_optimizer.step()
+        return discriminator_loss.detach(), generator_loss.detach()
+
+    return train_step
+
+
 def handwritten_tensorflow(images, batch_size: int, seed: int, jit_compile: bool):
     import tensorflow as tf
 
     generator_values, discriminator_values = initial_parameters(seed)
     generator = {name: tf.Variable(value) for name, value in generator_values.items()}
     discriminator = {name: tf.Variable(value) for name, value in discriminator_values.items()}
-    noise_rng = tf.random.Generator.from_seed(seed)
 
     def generate(noise):
         batch = tf.shape(noise)[0]
@@ -264,69 +452,15 @@ def handwritten_tensorflow(images, batch_size: int, seed: int, jit_compile: bool
         hidden = tf.reshape(hidden, (-1, 2 * 2 * 64))  # (B, 256)
         return hidden @ discriminator["dense_kernel"] + discriminator["dense_bias"]  # (B, 1)
 
-    def adam(variables: dict):
-        """A hand-written Adam, the same update as Keras's: returns its apply function."""
-        moments = {name: tf.Variable(tf.zeros_like(v)) for name, v in variables.items()}
-        velocities = {name: tf.Variable(tf.zeros_like(v)) for name, v in variables.items()}
-        iterations = tf.Variable(0.0)
-
-        def apply(gradients: dict):
-            iterations.assign_add(1.0)
-            step_size = (
-                LEARNING_RATE * tf.sqrt(1.0 - BETA_2**iterations) / (1.0 - BETA_1**iterations)
-            )
-            for name, gradient in gradients.items():
-                moment, velocity = moments[name], velocities[name]
-                moment.assign_add((gradient - moment) * (1.0 - BETA_1))
-                velocity.assign_add((tf.square(gradient) - velocity) * (1.0 - BETA_2))
-                variables[name].assign_sub(step_size * moment / (tf.sqrt(velocity) + EPSILON))
-
-        return apply
-
-    apply_discriminator, apply_generator = adam(discriminator), adam(generator)
-
-    @tf.function(
-        input_signature=[tf.TensorSpec((None, 8, 8, 1), tf.float32)], jit_compile=jit_compile
+    train_step = tensorflow_gan_step(
+        generate, discriminate, generator, discriminator, (8, 8, 1), LATENT_DIM, seed, jit_compile
     )
-    def train_step(real):
-        batch = tf.shape(real)[0]
-        with tf.GradientTape() as tape:
-            fake = generate(noise_rng.normal((batch, LATENT_DIM)))
-            discriminator_loss = tf.reduce_mean(
-                tf.nn.softplus(-discriminate(real))
-            ) + tf.reduce_mean(tf.nn.softplus(discriminate(fake)))
-        apply_discriminator(
-            dict(
-                zip(discriminator, tape.gradient(discriminator_loss, list(discriminator.values())))
-            )
-        )
-        with tf.GradientTape() as tape:
-            fake = generate(noise_rng.normal((batch, LATENT_DIM)))
-            generator_loss = tf.reduce_mean(tf.nn.softplus(-discriminate(fake)))
-        apply_generator(
-            dict(zip(generator, tape.gradient(generator_loss, list(generator.values()))))
-        )
-        return discriminator_loss, generator_loss
-
-    rng = np.random.default_rng(seed)
-
-    def run(epochs: int) -> list[tuple[float, float]]:
-        seconds = []
-        for _ in range(epochs):
-            start = clock()
-            for batch in shuffled_batches(images, batch_size, rng):
-                losses = train_step(batch)
-            float(losses[1])  # waits for the epoch's last step
-            seconds.append(elapsed(start))
-        return seconds[1:]
-
-    return run
+    return epoch_runner(train_step, images, batch_size, seed)
 
 
 def handwritten_jax(images, batch_size: int, seed: int):
     import jax
     import jax.numpy as jnp
-    import optax
 
     dimension_numbers = ("NHWC", "HWIO", "NHWC")
 
@@ -357,59 +491,9 @@ def handwritten_jax(images, batch_size: int, seed: int):
         hidden = hidden.reshape(hidden.shape[0], -1)  # (B, 256)
         return hidden @ params["dense_kernel"] + params["dense_bias"]  # (B, 1)
 
-    def discriminator_loss(discriminator, generator, real, noise):
-        fake = generate(generator, noise)
-        return jnp.mean(jax.nn.softplus(-discriminate(discriminator, real))) + jnp.mean(
-            jax.nn.softplus(discriminate(discriminator, fake))
-        )
-
-    def generator_loss(generator, discriminator, noise):
-        return jnp.mean(jax.nn.softplus(-discriminate(discriminator, generate(generator, noise))))
-
-    optimizer = optax.adam(LEARNING_RATE, b1=BETA_1, b2=BETA_2, eps=EPSILON)
-
-    def train_step(state, real):
-        generator, discriminator, generator_opt, discriminator_opt, key = state
-        key, discriminator_key, generator_key = jax.random.split(key, 3)
-        noise = jax.random.normal(discriminator_key, (real.shape[0], LATENT_DIM))
-        d_loss, gradients = jax.value_and_grad(discriminator_loss)(
-            discriminator, generator, real, noise
-        )
-        updates, discriminator_opt = optimizer.update(gradients, discriminator_opt, discriminator)
-        discriminator = optax.apply_updates(discriminator, updates)
-        noise = jax.random.normal(generator_key, (real.shape[0], LATENT_DIM))
-        g_loss, gradients = jax.value_and_grad(generator_loss)(generator, discriminator, noise)
-        updates, generator_opt = optimizer.update(gradients, generator_opt, generator)
-        generator = optax.apply_updates(generator, updates)
-        state = (generator, discriminator, generator_opt, discriminator_opt, key)
-        return state, (d_loss, g_loss)
-
-    # The state is donated, as Keras's JAX trainer does, so XLA may update it in place.
-    train_step = jax.jit(train_step, donate_argnums=0)
-    generator_values, discriminator_values = initial_parameters(seed)
-    generator = jax.tree.map(jnp.asarray, generator_values)
-    discriminator = jax.tree.map(jnp.asarray, discriminator_values)
-    state = (
-        generator,
-        discriminator,
-        optimizer.init(generator),
-        optimizer.init(discriminator),
-        jax.random.key(seed),
-    )
-    rng = np.random.default_rng(seed)
-
-    def run(epochs: int) -> list[tuple[float, float]]:
-        nonlocal state
-        seconds = []
-        for _ in range(epochs):
-            start = clock()
-            for batch in shuffled_batches(images, batch_size, rng):
-                state, losses = train_step(state, batch)
-            float(losses[1])  # waits for the epoch's last step
-            seconds.append(elapsed(start))
-        return seconds[1:]
-
-    return run
+    generator, discriminator = initial_parameters(seed)
+    step = jax_gan_step(generate, discriminate, generator, discriminator, LATENT_DIM, seed)
+    return epoch_runner(step, images, batch_size, seed)
 
 
 def handwritten_torch(images, batch_size: int, seed: int):
@@ -435,43 +519,14 @@ def handwritten_torch(images, batch_size: int, seed: int):
         nn.Flatten(),  # (B, 256)
         nn.Linear(2 * 2 * 64, 1),
     ).to(device)
-    adam = {"betas": (BETA_1, BETA_2), "eps": EPSILON}
-    generator_optimizer = torch.optim.Adam(generator.parameters(), LEARNING_RATE, **adam)
-    discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), LEARNING_RATE, **adam)
-    softplus = nn.functional.softplus
-
-    def train_step(real):
-        noise = torch.randn(real.shape[0], LATENT_DIM, device=device)
-        # The usual PyTorch DCGAN step: the discriminator's turn does not backpropagate into
-        # the generator (detach); the generator's turn goes through the discriminator.
-        discriminator_optimizer.zero_grad()
-        fake = generator(noise).detach()
-        discriminator_loss = (
-            softplus(-discriminator(real)).mean() + softplus(discriminator(fake)).mean()
-        )
-        discriminator_loss.backward()
-        discriminator_optimizer.step()
-        generator_optimizer.zero_grad()
-        noise = torch.randn(real.shape[0], LATENT_DIM, device=device)
-        generator_loss = softplus(-discriminator(generator(noise))).mean()
-        generator_loss.backward()
-        generator_optimizer.step()
-        return discriminator_loss.detach(), generator_loss.detach()
-
-    rng = np.random.default_rng(seed)
-
-    def run(epochs: int) -> list[tuple[float, float]]:
-        seconds = []
-        for _ in range(epochs):
-            start = clock()
-            for batch in shuffled_batches(images, batch_size, rng):
-                real = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2)  # (B, 1, 8, 8)
-                losses = train_step(real)
-            float(losses[1])  # waits for the epoch's last step
-            seconds.append(elapsed(start))
-        return seconds[1:]
-
-    return run
+    train_step = torch_gan_step(generator, discriminator, LATENT_DIM, device)
+    return epoch_runner(
+        train_step,
+        images,
+        batch_size,
+        seed,
+        lambda batch: torch.from_numpy(batch).to(device).permute(0, 3, 1, 2),  # (B, 1, 8, 8)
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -487,6 +542,7 @@ def benchmark(
     seed: int = 0,
     jit_compile="auto",
     steps_per_execution: int = 1,
+    fused_steps=None,
 ) -> dict:
     """Measures one backend in this process; KERAS_BACKEND must already be ``backend``."""
     import keras
@@ -513,7 +569,7 @@ def benchmark(
     # side's fastest epoch is the one least disturbed by it.
     dlkit_seconds, handwritten_seconds = [], []
     for _ in range(repeats):
-        dlkit_seconds += time_dlkit(model, images, epochs, batch_size)
+        dlkit_seconds += time_dlkit(model, images, epochs, batch_size, fused_steps=fused_steps)
         handwritten_seconds += handwritten(epochs)
     steps_per_epoch = math.ceil(len(images) / batch_size)
     dlkit_wall, dlkit_cpu = (np.array(column) for column in zip(*dlkit_seconds))
@@ -527,6 +583,7 @@ def benchmark(
         "device": next((d for d in devices if not d.startswith("cpu")), devices[0]),
         "batch_size": batch_size,
         "steps_per_execution": steps_per_execution,
+        "fused_steps": fused_steps,
         "steps_timed": steps_per_epoch * len(dlkit_wall),
         "dlkit_steps_per_s": round(dlkit_rate, 1),
         "handwritten_steps_per_s": round(handwritten_rate, 1),
@@ -550,13 +607,7 @@ def benchmark(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-        help="Keras backend to measure (default: $KERAS_BACKEND or tensorflow).",
-    )
-    parser.add_argument("--all", action="store_true", help="Measure every backend in turn.")
+    add_backend_arguments(parser)
     parser.add_argument(
         "--jit-compile",
         action="store_true",
@@ -572,6 +623,13 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="dlkit side: batches per compiled call of fit (Keras' compile argument; default 1). "
         "The hand-written loops always run one step per call.",
+    )
+    parser.add_argument(
+        "--fused-steps",
+        default=None,
+        help="dlkit side: fit's fused_steps (an integer or 'auto'): the data on the device and "
+        "that many steps per compiled call (dlkit.training.fused). Default: Keras's streaming "
+        "path.",
     )
     parser.add_argument(
         "--repeats",
@@ -591,34 +649,37 @@ def main(argv: list[str] | None = None) -> None:
         f"--batch-size={args.batch_size}",
         f"--repeats={args.repeats}",
         f"--steps-per-execution={args.steps_per_execution}",
-    ] + (["--jit-compile"] if args.jit_compile else [])
+    ]
+    arguments += [f"--fused-steps={args.fused_steps}"] if args.fused_steps else []
+    arguments += ["--jit-compile"] if args.jit_compile else []
+    fused_steps = args.fused_steps
+    if fused_steps not in (None, "auto"):
+        fused_steps = int(fused_steps)
     settings = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "repeats": args.repeats,
         "steps_per_execution": args.steps_per_execution,
         "jit_compile": args.jit_compile,
+        "fused_steps": fused_steps,
     }
-    recorder = ResultRecorder("training_overhead", sys.argv, settings)
-    if args.all:
-        results = [run_in_subprocess(__file__, backend, arguments) for backend in BACKENDS]
-        print(json.dumps(results, indent=2))
-    else:
-        # One core, and the backend's thread settings, before keras is imported.
-        results = run_process(
+    # The measuring process is pinned to one core, with the backend's thread settings, before
+    # keras is imported.
+    run_per_backend(
+        __file__,
+        args,
+        arguments,
+        settings,
+        lambda: benchmark(
             args.backend,
-            lambda: benchmark(
-                args.backend,
-                args.epochs,
-                args.batch_size,
-                args.repeats,
-                jit_compile=True if args.jit_compile else "auto",
-                steps_per_execution=args.steps_per_execution,
-            ),
-        )
-        print(json.dumps(results))
-    if args.save is not None:
-        recorder.save(results, args.save or None)
+            args.epochs,
+            args.batch_size,
+            args.repeats,
+            jit_compile=True if args.jit_compile else "auto",
+            steps_per_execution=args.steps_per_execution,
+            fused_steps=fused_steps,
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -78,7 +78,16 @@ def test_rl_cartpole_summary_is_that_of_its_runs(algorithm):
 
 
 @pytest.mark.parametrize(
-    "name", ["training_overhead", "acting_latency", "layers", "sequences", "generative"]
+    "name",
+    [
+        "training_overhead",
+        "training_overhead_fused",
+        "host_overhead",
+        "acting_latency",
+        "layers",
+        "sequences",
+        "generative",
+    ],
 )
 def test_per_backend_results_ran_on_one_core(name):
     record = tables.load(name)

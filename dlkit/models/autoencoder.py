@@ -7,13 +7,14 @@ import copy
 import keras
 from keras import ops
 
+from dlkit.training.fused import FusedFit
 from dlkit.validation import check_int
 
 __all__ = ["Autoencoder", "build_conv_autoencoder", "build_dense_autoencoder"]
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
-class Autoencoder(keras.Model):
+class Autoencoder(FusedFit, keras.Model):
     """Reconstructs its input through a lower-dimensional code: decoder(encoder(x)).
 
     The encoder compresses an input into a code of `latent_dim` numbers and the decoder rebuilds

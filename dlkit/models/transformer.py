@@ -10,6 +10,7 @@ from dlkit.data.sequences import END_ID, PAD_ID, START_ID
 from dlkit.layers.embedding import TokenAndPositionEmbedding, check_token_ids
 from dlkit.layers.transformer import TransformerDecoder, TransformerEncoder
 from dlkit.losses import sequence_cross_entropy
+from dlkit.training.fused import FusedFit
 from dlkit.validation import check_fraction, check_int, check_non_negative
 
 __all__ = ["SequenceGenerator", "Transformer"]
@@ -19,7 +20,7 @@ _IMPOSSIBLE = -1e9
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
-class Transformer(keras.Model):
+class Transformer(FusedFit, keras.Model):
     """The encoder-decoder Transformer of the notes, trained by teacher forcing with `fit`.
 
     The encoder reads the source tokens with self-attention; the decoder reads the target

@@ -15,6 +15,7 @@ from dlkit.models._networks import (
     networks_config,
     networks_from_config,
 )
+from dlkit.training.fused import FusedFit
 from dlkit.validation import check_choice, check_int, check_non_negative
 
 __all__ = [
@@ -32,7 +33,7 @@ _RECONSTRUCTIONS = ("bernoulli", "gaussian")
 _HIDDEN_UNITS = 128
 
 
-class BaseVAE(keras.Model):
+class BaseVAE(FusedFit, keras.Model):
     """What `VAE` and `ConditionalVAE` share: the networks, the sampling, the ELBO, the config.
 
     It checks and holds the encoder and decoder and the arguments both models take, creates

@@ -12,6 +12,7 @@ version gates of ``_versions.py``, which also guard ``alternating.py``'s and
 
 from dlkit.training.alternating import AlternatingModel, OptimizerGroup, Update
 from dlkit.training.backend import enable_compilation_cache, list_devices
+from dlkit.training.fused import FusedFit, fused_fit
 from dlkit.training.gradients import (
     CompiledFunction,
     CompiledGradients,
@@ -29,6 +30,7 @@ __all__ = [
     "CompiledGradients",
     "CompiledInference",
     "CompiledTrainSteps",
+    "FusedFit",
     "OptimizerGroup",
     "Update",
     "compile_function",
@@ -36,6 +38,7 @@ __all__ = [
     "compile_inference",
     "compile_train_steps",
     "enable_compilation_cache",
+    "fused_fit",
     "hessian_vector_product",
     "list_devices",
     "value_and_grad",

@@ -6,6 +6,7 @@ import jax
 import keras
 
 from dlkit.training import recurrence
+from dlkit.training.backend import has_convolution
 
 # The variable values of the `compile_function` calls being traced, innermost last. A stateless
 # scope does not see the scope around it, so the differentiating functions below start their
@@ -200,20 +201,6 @@ def inference_function(model, compiled):
 _MAX_UNROLLED_STEPS = 8
 
 
-def _has_convolution(model) -> bool:
-    """Whether a layer of ``model`` (nested models included) is a convolution."""
-    stack, seen = [model], set()
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        if any("Conv" in cls.__name__ for cls in type(layer).__mro__):
-            return True
-        stack.extend(getattr(layer, "layers", ()))
-    return False
-
-
 def _unrolled(model) -> bool:
     """Whether stacked steps of ``model`` run unrolled in chunks of `_MAX_UNROLLED_STEPS`
     rather than in one scan: on the CPU, for networks with convolutions, which XLA runs about
@@ -223,7 +210,7 @@ def _unrolled(model) -> bool:
     Dense networks scan: unrolling only multiplies their compile time (TRPO's critic steps on
     CartPole: 4.5 s of CPU for the first iteration unrolled, 2.7 s scanned, and the same
     1.1 s for the next ten either way)."""
-    return jax.default_backend() == "cpu" and _has_convolution(model)
+    return jax.default_backend() == "cpu" and has_convolution(model)
 
 
 def gradients_function(model, compiled):
@@ -265,45 +252,82 @@ def apply_function(model, compiled):
     return call
 
 
-def train_steps_function(model, compiled):
-    groups = lambda: (  # noqa: E731 - re-read on every call: variables may be replaced
+def _part(data, index):
+    """``leaf[index]`` of every array in ``data``; its ``None`` entries stay ``None``."""
+    return keras.tree.map_structure(lambda leaf: None if leaf is None else leaf[index], data)
+
+
+def _stacked_steps(model, compiled):
+    """``run(state, data) -> (logs, state)``, jitted: one ``model.train_step`` per leading index
+    of the stacked batches ``data`` (K, B, ...), scanned or unrolled (``_unrolled``)."""
+    unrolled = _unrolled(model)
+
+    @jax.jit
+    def run(state, data):
+        compiled.num_traces += 1
+
+        def body(state, batch):
+            logs, state = model.train_step(state, batch)
+            return state, logs
+
+        if not unrolled:
+            state, logs = jax.lax.scan(body, state, data)
+            return keras.tree.map_structure(lambda value: value[-1], logs), state
+        for index in range(keras.tree.flatten(data)[0].shape[0]):
+            state, logs = body(state, _part(data, index))
+        return logs, state
+
+    def call(state, data):
+        """Runs every stacked batch of ``data``: unrolled, in chunks of `_MAX_UNROLLED_STEPS`."""
+        steps = keras.tree.flatten(data)[0].shape[0]
+        size = min(steps, _MAX_UNROLLED_STEPS) if unrolled else steps
+        logs = None
+        for start in range(0, steps, size):
+            logs, state = run(state, _part(data, slice(start, start + size)))
+        return logs, state
+
+    return call
+
+
+def _training_groups(model):
+    # Re-read on every call: variables may be replaced.
+    return (
         model.trainable_variables,
         model.non_trainable_variables,
         model.optimizer.variables,
         model.metrics_variables,
     )
-    unrolled = _unrolled(model)
 
-    @jax.jit
-    def run(state, x, y):
-        compiled.num_traces += 1
 
-        def body(state, batch):
-            logs, state = model.train_step(state, (*batch, None))
-            return state, logs
-
-        if not unrolled:
-            state, logs = jax.lax.scan(body, state, (x, y))
-            return keras.tree.map_structure(lambda value: value[-1], logs), state
-        for index in range(x.shape[0]):
-            batch = keras.tree.map_structure(lambda leaf, index=index: leaf[index], (x, y))
-            state, logs = body(state, batch)
-        return logs, state
+def train_steps_function(model, compiled):
+    run = _stacked_steps(model, compiled)
 
     def call(x, y):
-        state = tuple([variable.value for variable in variables] for variables in groups())
-        steps = x.shape[0]
-        size = min(steps, _MAX_UNROLLED_STEPS) if unrolled else steps
-        for start in range(0, steps, size):
-            part = slice(start, start + size)
-            chunk = keras.tree.map_structure(lambda leaf, part=part: leaf[part], (x, y))
-            logs, state = run(state, *chunk)
-        for variables, values in zip(groups(), state):
+        groups = _training_groups(model)
+        state = tuple([variable.value for variable in variables] for variables in groups)
+        # The stacked batches as Keras's trainers receive them: (x, y, sample_weight).
+        logs, state = run(state, (x, y, None))
+        for variables, values in zip(groups, state):
             for variable, value in zip(variables, values):
                 variable.assign(value)
         return logs
 
     return call
+
+
+def fused_fit_function(model, runner):
+    """Keras's JAX ``fit`` threads the state through the function: K steps on the runner's
+    device-resident batches per call."""
+    run = _stacked_steps(model, runner)
+
+    def function(state, iterator):
+        del iterator  # the batches come from the runner
+        logs = None
+        for data in runner.call_batches():
+            logs, state = run(state, data)
+        return logs, state
+
+    return function
 
 
 def fit_train_function(model):

@@ -83,11 +83,25 @@ def list_devices():
     return devices
 
 
-def alternating_train_step(model, data):
+def _alternating_turns(model):
+    """(update, optimizer, tracker, variables, traced update or None) of each turn of an
+    ``AlternatingModel``, resolved once for any number of steps."""
     tracing = _tracing()
-    for update, optimizer, tracker in model._resolved_updates():
-        variables = list(update.variables)
-        traced = tracing.traced_update(model, update, optimizer, tracker) if tracing else None
+    return [
+        (
+            update,
+            optimizer,
+            tracker,
+            list(update.variables),
+            tracing.traced_update(model, update, optimizer, tracker) if tracing else None,
+        )
+        for update, optimizer, tracker in model._resolved_updates()
+    ]
+
+
+def _alternating_step(model, turns, data):
+    """One training step of an ``AlternatingModel`` through its resolved ``turns``."""
+    for update, optimizer, tracker, variables, traced in turns:
         for _ in range(update.repetitions):
             result = traced(data) if traced is not None else None
             if result is not None:
@@ -106,6 +120,10 @@ def alternating_train_step(model, data):
             with torch.no_grad():
                 optimizer.apply(gradients, variables)
     model.optimizer.iterations.assign_add(1)
+
+
+def alternating_train_step(model, data):
+    _alternating_step(model, _alternating_turns(model), data)
     return model.get_metrics_result()
 
 
@@ -168,27 +186,65 @@ def apply_function(model, compiled):
     return call
 
 
+def _stock_alternating(model, alternating_class) -> bool:
+    """Whether ``model`` is an ``AlternatingModel`` whose ``train_step`` is the stock one."""
+    return isinstance(model, alternating_class) and (
+        type(model).train_step is alternating_class.train_step
+    )
+
+
+def _run_stacked(model, compiled, data):
+    """One training step of ``model`` per leading index of the stacked batches ``data``
+    (K, B, ...): the traced step replayed where it can be, Keras's eager ``train_step``
+    otherwise. Returns the metrics."""
+    from dlkit.training.alternating import AlternatingModel
+
+    tracing = _tracing()
+    traced = tracing.traced_train_step(model) if tracing else None
+    # An AlternatingModel's turns are resolved once for the whole stack, not once per step.
+    turns = _alternating_turns(model) if _stock_alternating(model, AlternatingModel) else None
+    steps = keras.tree.flatten(data)[0].shape[0]
+    for index in range(steps):
+        batch = keras.tree.map_structure(
+            lambda leaf, i=index: None if leaf is None else leaf[i], data
+        )
+        if turns is not None:
+            _alternating_step(model, turns, batch)
+            continue
+        result = traced(batch) if traced is not None else None
+        if result is None:
+            model.train_step(batch)
+            continue
+        gradients, _ = result
+        if gradients is not None:
+            with torch.no_grad():
+                model.optimizer.apply(gradients, model.trainable_weights)
+    if tracing is not None:
+        compiled.num_traces = sum(step.num_traces for step in tracing.traced_steps(model))
+    return model.get_metrics_result()
+
+
 def train_steps_function(model, compiled):
     def call(x, y):
         x = torch.as_tensor(x)
         y = keras.tree.map_structure(torch.as_tensor, y)
-        tracing = _tracing()
-        traced = tracing.traced_train_step(model) if tracing else None
-        for index in range(len(x)):
-            data = (x[index], keras.tree.map_structure(lambda leaf, i=index: leaf[i], y))
-            result = traced(data) if traced is not None else None
-            if result is None:
-                model.train_step(data)
-                continue
-            gradients, _ = result
-            if gradients is not None:
-                with torch.no_grad():
-                    model.optimizer.apply(gradients, model.trainable_weights)
-        if tracing is not None:
-            compiled.num_traces = sum(step.num_traces for step in tracing.traced_steps(model))
-        return model.get_metrics_result()
+        return _run_stacked(model, compiled, (x, y))
 
     return call
+
+
+def fused_fit_function(model, runner):
+    """Keras's PyTorch ``fit`` calls it with the stand-in batches of the call, unused: K steps
+    on the runner's device-resident batches per call."""
+
+    def function(data):
+        del data  # the batches come from the runner
+        logs = None
+        for stacked in runner.call_batches():
+            logs = _run_stacked(model, runner, stacked)
+        return logs
+
+    return function
 
 
 def fit_train_function(model):

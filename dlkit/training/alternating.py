@@ -19,6 +19,8 @@ import keras
 
 from dlkit.training._versions import private_api_supported
 from dlkit.training.backend import backend_module
+from dlkit.training.fused import FusedFit
+from dlkit.validation import check_int
 
 __all__ = ["AlternatingModel", "OptimizerGroup", "Update"]
 
@@ -99,7 +101,7 @@ class OptimizerGroup(keras.optimizers.Optimizer):
         return cls(optimizers, name=config.get("name"))
 
 
-class AlternatingModel(keras.Model):
+class AlternatingModel(FusedFit, keras.Model):
     """Base class of models trained by alternating updates with one optimizer each.
 
     A subclass builds its sub-models in ``__init__``, implements ``updates()`` returning its
@@ -164,8 +166,9 @@ class AlternatingModel(keras.Model):
         Raises:
             ValueError: if an update has no variables, an invalid repetition count or no
                 optimizer, if an optimizer is not for any update, or one optimizer object is
-                given to two updates.
+                given to two updates; if ``steps_per_execution`` is not an integer >= 1.
         """
+        steps_per_execution = check_int("steps_per_execution", steps_per_execution)
         group = optimizers if isinstance(optimizers, OptimizerGroup) else None
         optimizers = dict(group.optimizers if group else (optimizers or {}))
         updates = self._checked_updates()
@@ -330,47 +333,11 @@ class AlternatingModel(keras.Model):
             if key in keys:
                 state.assign(store[key])
 
-    def fit(
-        self,
-        x=None,
-        y=None,
-        batch_size=None,
-        epochs=1,
-        verbose="auto",
-        callbacks=None,
-        validation_split=0.0,
-        validation_data=None,
-        shuffle=True,
-        class_weight=None,
-        sample_weight=None,
-        initial_epoch=0,
-        steps_per_epoch=None,
-        validation_steps=None,
-        validation_batch_size=None,
-        validation_freq=1,
-    ):
+    def _streaming_fit(self, arguments: dict):
         """Keras's ``fit``, its arguments first handed to the backend module's
         ``fit_arguments``, which may feed NumPy arrays through a leaner input pipeline with the
         same batches (see ``dlkit.training.backend.BackendModule.fit_arguments``)."""
-        arguments = dict(
-            x=x,
-            y=y,
-            batch_size=batch_size,
-            epochs=epochs,
-            verbose=verbose,
-            callbacks=callbacks,
-            validation_split=validation_split,
-            validation_data=validation_data,
-            shuffle=shuffle,
-            class_weight=class_weight,
-            sample_weight=sample_weight,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
-            validation_batch_size=validation_batch_size,
-            validation_freq=validation_freq,
-        )
-        return super().fit(**backend_module().fit_arguments(self, arguments))
+        return keras.Model.fit(self, **backend_module().fit_arguments(self, arguments))
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:

@@ -101,6 +101,14 @@ class BackendModule(Protocol):
         traces in ``compiled.num_traces``.
         """
 
+    def fused_fit_function(self, model: keras.Model, runner: Any) -> Callable:
+        """The function Keras's ``fit`` calls once per K steps on the fused path
+        (``fused.FusedRunner``), with the arguments Keras's trainer of this backend passes
+        (JAX: ``(state, iterator) -> (logs, state)``; TensorFlow: ``(iterator) -> logs``;
+        PyTorch: ``(batches) -> logs``). It ignores what Keras hands it and runs one training
+        step per batch of each stack ``runner.call_batches()`` yields, compiled as for
+        ``train_steps_function``; counts its traces in ``runner.num_traces``."""
+
     def gradients_function(self, model: keras.Model, compiled: Any) -> Callable:
         """``call(values, x, y)``: ``(loss, gradients)`` of ``compiled.loss(x, y)`` with
         ``compiled.variables`` read from ``values``, for ``gradients.CompiledGradients``; safe
@@ -128,6 +136,20 @@ class BackendModule(Protocol):
     ) -> list:
         """``rnn``'s outputs and final states as ``rnn(inputs, ...)`` with ``return_state``
         gives them, with the loop that is fastest on the backend (``recurrence.run_rnn``)."""
+
+
+def has_convolution(model) -> bool:
+    """Whether a layer of ``model`` (nested models included) is a convolution."""
+    stack, seen = [model], set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if any("Conv" in cls.__name__ for cls in type(layer).__mro__):
+            return True
+        stack.extend(getattr(layer, "layers", ()))
+    return False
 
 
 def backend_module() -> BackendModule:
