@@ -187,6 +187,37 @@ def training_overhead_fused() -> str:
     return table + "\n" + provenance(fused)
 
 
+def checkpoints() -> str:
+    record = load("checkpoints")
+    result = record["results"]
+    rows = [
+        [
+            "save",
+            f"{1e3 * result['plain_save_s']:.1f}",
+            f"{1e3 * result['verified_save_s']:.1f}",
+            f"{result['save_overhead_ratio']:.2f}",
+        ],
+        [
+            "load",
+            f"{1e3 * result['plain_load_s']:.1f}",
+            f"{1e3 * result['verified_load_s']:.1f}",
+            f"{result['load_overhead_ratio']:.2f}",
+        ],
+    ]
+    table = _table(
+        ["", "plain ms", "verified ms", "verified / plain"],
+        ["---", "---:", "---:", "---:"],
+        rows,
+    )
+    size = result["checkpoint_bytes"] / 2**20
+    return (
+        table
+        + f"\nA checkpoint of {size:.1f} MiB ({result['buffer_transitions']:,} transitions), "
+        + f"median of {result['repeats']} runs. "
+        + provenance(record)
+    )
+
+
 def acting_latency() -> str:
     record = load("acting_latency")
     rows = [
@@ -724,6 +755,7 @@ TABLES = {
     "training_overhead": training_overhead,
     "host_overhead": host_overhead,
     "training_overhead_fused": training_overhead_fused,
+    "checkpoints": checkpoints,
     "acting_latency": acting_latency,
     "layers": layers,
     "sequences": sequences,

@@ -121,6 +121,7 @@ def attention(
         >>> print(tuple(outputs.shape), tuple(weights.shape))
         (2, 3, 6) (2, 3, 5)
     """
+    check_same_batch(query=query, key=key, value=value)
     attention_scores = score_function(query, key)  # (B, ..., Tq, Tk)
     attention_weights = masked_softmax(attention_scores, mask)  # (B, ..., Tq, Tk)
     outputs = ops.matmul(attention_weights, ops.cast(value, attention_weights.dtype))
@@ -372,6 +373,7 @@ class MultiHeadAttention(keras.layers.Layer):
         use_causal_mask=False,
     ):
         key = value if key is None else key
+        check_same_batch(query=query, value=value, key=key)
         query_heads = _project(query, self.query_kernel, self.query_bias)  # (B, Tq, H, Dk)
         key_heads = _project(key, self.key_kernel, self.key_bias)  # (B, Tk, H, Dk)
         value_heads = _project(value, self.value_kernel, self.value_bias)  # (B, Tk, H, Dv)
@@ -451,6 +453,19 @@ class MultiHeadAttention(keras.layers.Layer):
             }
         )
         return config
+
+
+def check_same_batch(**tensors) -> None:
+    """Raises a ValueError naming every shape when tensors of one rank have different static
+    batch sizes (the first dimension; unknown ones, as while tracing, are not compared; inputs
+    of different ranks broadcast and are left alone)."""
+    shapes = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+    if len({len(shape) for shape in shapes.values()}) != 1:
+        return
+    sizes = {shape[0] for shape in shapes.values() if len(shape) and shape[0] is not None}
+    if len(sizes) > 1:
+        received = ", ".join(f"{name}.shape={shape}" for name, shape in shapes.items())
+        raise ValueError(f"Expected inputs with the same batch size. Received: {received}")
 
 
 def _output_dims(output_shape):

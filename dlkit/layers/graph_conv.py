@@ -414,6 +414,16 @@ def _check_adjacency_shape(adjacency_shape, features_shape=None):
     if features_shape is None:
         return
     features_shape = tuple(features_shape)
+    if (
+        len(adjacency_shape) == 3
+        and len(features_shape) == 3
+        and None not in (adjacency_shape[0], features_shape[0])
+        and adjacency_shape[0] != features_shape[0]
+    ):
+        raise ValueError(
+            "Expected `adjacency` and `features` with the same batch size. Received: "
+            f"adjacency.shape={adjacency_shape}, features.shape={features_shape}"
+        )
     num_nodes = features_shape[-2]
     node_counts = (rows, columns, num_nodes)
     batched_adjacency_needs_batched_features = len(adjacency_shape) > len(features_shape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from dlkit.layers import GaussianSampling, LabelChannels
@@ -98,6 +99,21 @@ class BaseVAE(FusedFit, keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**networks_from_config(cls, config))
+
+    def fit(self, x=None, *args, **kwargs):
+        """``keras.Model.fit`` (with ``FusedFit``'s arguments); in-memory images outside [0, 1]
+        are refused for the Bernoulli likelihood, whose loss is undefined there."""
+        images = x[0] if isinstance(x, (tuple, list)) and x else x
+        if self.reconstruction == "bernoulli" and isinstance(images, np.ndarray) and images.size:
+            low, high = float(np.min(images)), float(np.max(images))
+            if low < 0.0 or high > 1.0:
+                raise ValueError(
+                    "Expected images in [0, 1] for reconstruction='bernoulli' (pixel "
+                    "probabilities): scale them first (x / 255), or use "
+                    "reconstruction='gaussian'. Received: x with values in "
+                    f"[{low:g}, {high:g}]"
+                )
+        return super().fit(x, *args, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="dlkit")

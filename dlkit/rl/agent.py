@@ -13,13 +13,18 @@ logs hold the timesteps, the mean return of the last 100 episodes, the losses, t
 second and, when evaluated, `eval_return`. `keras.callbacks.TensorBoard` therefore logs an RL
 run, and a callback that sets `agent.stop_training = True` ends it.
 
-Checkpoints (`checkpoint_dir`): one `.npz` file, written atomically (a crash while writing
-leaves the previous checkpoint intact), holding the agent's and the optimizer's variables, the
-replay buffer, the NumPy generator, every counter and the running statistics of the
-normalisation (`dlkit.rl.normalization`). `learn` called with a directory that holds
-a checkpoint restores it and finishes that run; when that run had finished, it trains on as a new
-run that extends it. The environments' own states are not saved: the episodes running at the
-checkpoint restart from a reset.
+Checkpoints (`checkpoint_dir`): `checkpoint.npz`, written atomically (a crash while writing
+leaves the earlier files intact) with an integrity record (`checkpoint.json`: format version,
+size, SHA-256), holding the agent's and the optimizer's variables, the replay buffer, the NumPy
+generator, every counter and the running statistics of the normalisation
+(`dlkit.rl.normalization`). The checkpoint before it is kept as `checkpoint.previous.npz`:
+when the newest does not match its record (cut short, garbled, its record lost), `learn`
+resumes from the previous one with a warning naming the bad file (`dlkit.rl.saving`). A
+checkpoint is read whole and checked (shapes, kinds, finite weights, the buffer's arrays)
+before anything is assigned, and nothing in it is run as code (no pickle). `learn` called with
+a directory that holds a checkpoint restores it and finishes that run; when that run had
+finished, it trains on as a new run that extends it. The environments' own states are not
+saved: the episodes running at the checkpoint restart from a reset.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import operator
-import os
 import time
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -44,7 +49,13 @@ from dlkit.rl.envs import (
     final_observations,
     records_episode_statistics,
 )
-from dlkit.rl.saving import generator_from_json, generator_to_json
+from dlkit.rl.saving import (
+    generator_from_json,
+    generator_to_json,
+    latest_verified,
+    read_checkpoint_arrays,
+    write_verified,
+)
 from dlkit.validation import (
     check_choice,
     check_int,
@@ -336,6 +347,11 @@ class Agent(keras.Model):
                 "Expected raw uint8 frames (0-255): the network scales images by 1/255 itself. "
                 f"Received: observations of dtype {observations.dtype.name}"
             )
+        if observations.dtype.kind == "f" and not np.isfinite(observations).all():
+            raise ValueError(
+                "Expected finite observations. Received: observations holding NaN or infinity "
+                f"at {np.argwhere(~np.isfinite(observations))[:3].tolist()}"
+            )
         observations = observations.astype(dtype, copy=False)
         single = observations.shape == self._observation_shape
         if single:
@@ -617,9 +633,11 @@ class Agent(keras.Model):
         self._check_vector_observations(space.shape, space.dtype, "the environment's observations")
         self._ensure_optimizer()
         checkpoint = Path(checkpoint_dir) / _CHECKPOINT_NAME if checkpoint_dir else None
-        resumed = checkpoint is not None and checkpoint.exists()
+        # The newest verified checkpoint, or the one before it (with a warning).
+        usable = latest_verified(checkpoint) if checkpoint is not None else None
+        resumed = usable is not None
         if resumed:
-            self.load_checkpoint(checkpoint)
+            self.load_checkpoint(usable)
             if self.num_timesteps >= self._run_target:
                 # The checkpoint's run had finished: train on, as a new run that extends it.
                 resumed = False
@@ -656,6 +674,7 @@ class Agent(keras.Model):
                 next_checkpoint if checkpoint is not None else self._run_target,
             )
             train_logs = self._collect_and_train(env)
+            _check_finite_losses(self, train_logs, checkpoint)
             self._sync_normalization()
             seconds = time.perf_counter() - start_time
             logs = {
@@ -672,7 +691,7 @@ class Agent(keras.Model):
                 next_eval = (self.num_timesteps // eval_interval + 1) * eval_interval
             callback_list.on_epoch_end(iteration, logs)
             if checkpoint is not None and self.num_timesteps >= next_checkpoint:
-                self.save_checkpoint(checkpoint)
+                self.save_checkpoint(checkpoint, keep_previous=True)
                 next_checkpoint = (
                     self.num_timesteps // checkpoint_interval + 1
                 ) * checkpoint_interval
@@ -684,7 +703,7 @@ class Agent(keras.Model):
                 progress.update(min(self.num_timesteps, self._run_target) - self._run_start, shown)
             iteration += 1
         if checkpoint is not None:
-            self.save_checkpoint(checkpoint)
+            self.save_checkpoint(checkpoint, keep_previous=True)
         callback_list.on_train_end(logs)
         return self
 
@@ -713,10 +732,44 @@ class Agent(keras.Model):
         self._run_target = self.num_timesteps + total_timesteps
         self._run_extends = extends
 
-    def save_checkpoint(self, path) -> str:
-        """Writes the run's whole state to `path` (`.npz`) atomically; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def save_checkpoint(self, path, keep_previous: bool = False) -> str:
+        """Writes the run's whole state to `path` (`.npz`) atomically, with its integrity
+        record (`dlkit.rl.saving.write_verified`); returns the path.
+
+        Args:
+            path: the checkpoint file.
+            keep_previous: first move the checkpoint already at `path` to
+                `checkpoint.previous.npz` (`learn` keeps the last two this way).
+
+        Raises:
+            OSError: when the directory cannot be written (full disk, no permission); the
+                message names the directory, and the checkpoint already there is intact.
+        """
+        return write_verified(path, self._checkpoint_arrays(), keep_previous=keep_previous)
+
+    def _config_json(self) -> str:
+        """The agent's configuration as JSON (values JSON cannot hold as their text)."""
+        return json.dumps(dataclasses.asdict(self.config), default=str, sort_keys=True)
+
+    def _warn_of_other_config(self, saved: dict, path) -> None:
+        """One warning listing the settings in which a checkpoint's agent differs from this one
+        (it still loads: the weights fit; the run goes on with this agent's settings)."""
+        current = json.loads(self._config_json())
+        differences = [
+            f"{name}: saved {saved.get(name)!r}, this agent {current.get(name)!r}"
+            for name in sorted(set(saved) | set(current))
+            if saved.get(name) != current.get(name)
+        ]
+        if differences:
+            warnings.warn(
+                f"The checkpoint {str(path)!r} was written by an agent with other settings; "
+                f"the run goes on with this agent's: {'; '.join(differences)}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _checkpoint_arrays(self) -> dict[str, np.ndarray]:
+        """Everything a checkpoint holds, by name, as NumPy arrays."""
         counters = {
             "class": type(self).__name__,
             "num_timesteps": self.num_timesteps,
@@ -727,27 +780,23 @@ class Agent(keras.Model):
             "run_extends": self._run_extends,
             "evaluations": self.evaluations,
         }
-        arrays = {
-            f"variable/{index}": keras.ops.convert_to_numpy(variable.value)
-            for index, variable in enumerate(self._state_variables())
-        }
-        temporary = path.with_name(path.stem + ".partial.npz")
-        np.savez(
-            temporary,
-            counters=np.array(json.dumps(counters)),
-            rng_state=np.array(generator_to_json(self._rng)),
-            episode_returns=np.asarray(self.episode_returns, np.float64),
-            episode_lengths=np.asarray(self.episode_lengths, np.int64),
-            **arrays,
+        return {
+            "counters": np.array(json.dumps(counters)),
+            "config": np.array(self._config_json()),
+            "rng_state": np.array(generator_to_json(self._rng)),
+            "episode_returns": np.asarray(self.episode_returns, np.float64),
+            "episode_lengths": np.asarray(self.episode_lengths, np.int64),
+            **{
+                f"variable/{index}": keras.ops.convert_to_numpy(variable.value)
+                for index, variable in enumerate(self._state_variables())
+            },
             **{f"extra/{key}": value for key, value in self._extra_state().items()},
             **{
                 f"normalization/{name}/{key}": value
                 for name, statistics in self._running_statistics().items()
                 for key, value in statistics.state().items()
             },
-        )
-        os.replace(temporary, path)
-        return str(path)
+        }
 
     def load_checkpoint(self, path, env=None) -> None:
         """Restores a state written by `save_checkpoint` into this (identically built) agent.
@@ -761,50 +810,94 @@ class Agent(keras.Model):
         if env is not None:
             self._setup_run(as_vector_env(env))
         variables = self._state_variables()
-        with np.load(path, allow_pickle=False) as state:
-            counters = json.loads(str(state["counters"]))
-            if counters["class"] != type(self).__name__:
-                raise ValueError(
-                    f"Expected a checkpoint of a {type(self).__name__}. "
-                    f"Received: path={str(path)!r} of a {counters['class']}"
-                )
-            saved = sorted(
-                (key for key in state.files if key.startswith("variable/")),
-                key=lambda key: int(key.split("/")[1]),
+        state = read_checkpoint_arrays(path)
+        counters = json.loads(str(state["counters"]))
+        if counters["class"] != type(self).__name__:
+            raise ValueError(
+                f"Expected a checkpoint of a {type(self).__name__}. "
+                f"Received: path={str(path)!r} of a {counters['class']}"
             )
-            if len(saved) != len(variables):
+        saved = sorted(
+            (key for key in state.files if key.startswith("variable/")),
+            key=lambda key: int(key.split("/")[1]),
+        )
+        if len(saved) != len(variables):
+            raise ValueError(
+                f"Expected a checkpoint of {len(variables)} variables, like this agent. "
+                f"Received: path={str(path)!r} with {len(saved)}"
+            )
+        values = [state[key] for key in saved]
+        # Everything is checked before the first assignment: a refused checkpoint leaves the
+        # agent as it was.
+        for value, variable in zip(values, variables):
+            if tuple(value.shape) != tuple(variable.shape):
                 raise ValueError(
-                    f"Expected a checkpoint of {len(variables)} variables, like this agent. "
-                    f"Received: path={str(path)!r} with {len(saved)}"
+                    f"Expected variable {variable.path!r} of shape {tuple(variable.shape)}. "
+                    f"Received: path={str(path)!r} holding shape {value.shape}"
                 )
-            values = [state[key] for key in saved]
-            # Every shape is checked before the first assignment: a refused checkpoint leaves
-            # the agent as it was.
-            for value, variable in zip(values, variables):
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise ValueError(
-                        f"Expected variable {variable.path!r} of shape {tuple(variable.shape)}. "
-                        f"Received: path={str(path)!r} holding shape {value.shape}"
-                    )
-            running_statistics = self._read_running_statistics(state, path)
-            for value, variable in zip(values, variables):
-                variable.assign(value)
-            if "observations" in running_statistics:
-                self._observation_statistics = running_statistics["observations"]
-            if "returns" in running_statistics:
-                self._reward_scaler.statistics = running_statistics["returns"]
-            self._sync_normalization()
-            self.num_timesteps = counters["num_timesteps"]
-            self.num_episodes = counters["num_episodes"]
-            self.num_updates = counters["num_updates"]
-            self._run_start = counters["run_start"]
-            self._run_target = counters["run_target"]
-            self._run_extends = bool(counters.get("run_extends", False))
-            self.evaluations = [tuple(item) for item in counters["evaluations"]]
-            self._rng = generator_from_json(str(state["rng_state"]))
-            self.episode_returns = state["episode_returns"].tolist()
-            self.episode_lengths = state["episode_lengths"].tolist()
-            extra = {
-                key.split("/", 1)[1]: state[key] for key in state.files if key.startswith("extra/")
-            }
-            self._restore_extra_state(extra)
+            _check_variable_value(variable, value, path)
+        running_statistics = self._read_running_statistics(state, path)
+        if "config" in state.files:
+            self._warn_of_other_config(json.loads(str(state["config"])), path)
+        rng = generator_from_json(str(state["rng_state"]))
+        evaluations = [tuple(item) for item in counters["evaluations"]]
+        episode_returns = state["episode_returns"].tolist()
+        episode_lengths = state["episode_lengths"].tolist()
+        extra = {
+            key.split("/", 1)[1]: state[key] for key in state.files if key.startswith("extra/")
+        }
+        # The buffer first: it checks its own arrays, and when it refuses them the weights and
+        # counters are still the agent's own.
+        self._restore_extra_state(extra)
+        for value, variable in zip(values, variables):
+            variable.assign(value)
+        if "observations" in running_statistics:
+            self._observation_statistics = running_statistics["observations"]
+        if "returns" in running_statistics:
+            self._reward_scaler.statistics = running_statistics["returns"]
+        self._sync_normalization()
+        self.num_timesteps = counters["num_timesteps"]
+        self.num_episodes = counters["num_episodes"]
+        self.num_updates = counters["num_updates"]
+        self._run_start = counters["run_start"]
+        self._run_target = counters["run_target"]
+        self._run_extends = bool(counters.get("run_extends", False))
+        self.evaluations = evaluations
+        self._rng = rng
+        self.episode_returns = episode_returns
+        self.episode_lengths = episode_lengths
+
+
+def _check_variable_value(variable, value: np.ndarray, path) -> None:
+    """Refuses a saved value of another kind than `variable` (a float for an integer counter,
+    text) or, for a float variable, one holding NaN or infinity."""
+    expected = keras.backend.standardize_dtype(variable.dtype)
+    kind = np.dtype(expected).kind if expected != "bfloat16" else "f"
+    if value.dtype.kind not in ("f", "i", "u", "b") or (kind in "iub") != (
+        value.dtype.kind in "iub"
+    ):
+        raise ValueError(
+            f"Expected variable {variable.path!r} to be saved as {expected}. "
+            f"Received: path={str(path)!r} holding {value.dtype}"
+        )
+    if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise ValueError(
+            f"Expected finite values for variable {variable.path!r}. "
+            f"Received: path={str(path)!r} holding NaN or infinity"
+        )
+
+
+def _check_finite_losses(agent, train_logs: dict, checkpoint) -> None:
+    """Stops `learn` with a `FloatingPointError` when a logged loss is NaN or infinite, before
+    the iteration's checkpoint is written (the last good one is kept)."""
+    bad = sorted(key for key, value in train_logs.items() if not np.isfinite(float(value)))
+    if bad:
+        kept = "no checkpoint"
+        if checkpoint:
+            kept = f"the last checkpoint, {str(checkpoint)!r}, is kept"
+        raise FloatingPointError(
+            f"{type(agent).__name__}'s {', '.join(bad)} became NaN or infinite in the updates "
+            f"up to timestep {agent.num_timesteps} (update {agent.num_updates}); the run "
+            f"stopped there and {kept}. Lower the learning rate, clip the gradients or check "
+            "the rewards."
+        )

@@ -25,7 +25,13 @@ import json
 
 import numpy as np
 
-from dlkit.rl.saving import generator_from_json, generator_to_json, npz_path
+from dlkit.rl.saving import (
+    generator_from_json,
+    generator_to_json,
+    npz_path,
+    read_saved_object,
+    write_verified,
+)
 from dlkit.rl.sum_tree import SumTree
 from dlkit.validation import (
     check_int,
@@ -212,6 +218,13 @@ class ReplayBuffer:
                 f"Expected action of shape {(*batch_shape, *self.action_shape)}. "
                 f"Received: action.shape={action.shape}"
             )
+        if np.issubdtype(self.actions.dtype, np.integer) and action.dtype.kind == "f":
+            # A float action for a discrete buffer would be cut to an integer silently.
+            if not np.array_equal(action, np.round(action)):
+                raise ValueError(
+                    f"Expected integer actions for this buffer's {self.actions.dtype} actions. "
+                    f"Received: action={action.tolist()}"
+                )
         per_env = {}
         for name, value in (
             ("reward", reward),
@@ -224,6 +237,10 @@ class ReplayBuffer:
                     f"Expected {name} of shape {batch_shape}. Received: {name}.shape={value.shape}"
                 )
             per_env[name] = value.reshape(rows)
+        if not np.isfinite(per_env["reward"]).all():
+            raise ValueError(
+                f"Expected finite rewards. Received: reward={per_env['reward'].tolist()}"
+            )
         observation = observation.reshape(rows, *self.observation_shape)
         next_observation = next_observation.reshape(rows, *self.observation_shape)
         action = action.reshape(rows, *self.action_shape)
@@ -376,45 +393,74 @@ class ReplayBuffer:
 
     def restore(self, state) -> None:
         """Sets the state `state()` returned (a dict or an `.npz` file's arrays) into this
-        identically configured buffer; sampling then continues exactly as it would have."""
-        self.size = int(state["size"])
-        self.position = int(state["position"])
-        filled = slice(0, self.size)
-        for name in ("observations", "actions", "rewards", "next_observations", "dones"):
-            getattr(self, name)[filled] = state[name]
-        self.discounts[filled] = state["discounts"]
-        self._window_observations[...] = state["window_observations"]
-        self._window_actions[...] = state["window_actions"]
-        self._window_rewards[...] = state["window_rewards"]
-        self._window_next_observations[...] = state["window_next_observations"]
-        self._window_terminated[...] = state["window_terminated"]
-        self._window_ended[...] = state["window_ended"]
-        self._window_start = int(state["window_start"])
-        self._window_count = int(state["window_count"])
-        self._rng = generator_from_json(str(state["rng_state"]))
+        identically configured buffer; sampling then continues exactly as it would have.
+
+        Everything is checked before the first assignment (a refused state leaves the buffer
+        as it was): the counters against the capacity, every array's shape and kind against
+        the buffer's, and the generator state.
+
+        Raises:
+            ValueError: naming the first entry that does not fit this buffer.
+        """
+        size, position = int(state["size"]), int(state["position"])
+        if not 0 <= size <= self.capacity or not 0 <= position < self.capacity:
+            raise ValueError(
+                f"Expected 0 <= size <= capacity and 0 <= position < capacity "
+                f"(capacity={self.capacity}). Received: size={size}, position={position}"
+            )
+        targets = {
+            name: getattr(self, name)[:size]
+            for name in ("observations", "actions", "rewards", "next_observations", "dones")
+        }
+        targets["discounts"] = self.discounts[:size]
+        for name in (
+            "observations",
+            "actions",
+            "rewards",
+            "next_observations",
+            "terminated",
+            "ended",
+        ):
+            targets[f"window_{name}"] = getattr(self, f"_window_{name}")
+        values = {name: np.asarray(state[name]) for name in targets}
+        for name, value in values.items():
+            target = targets[name]
+            if value.shape != target.shape or not np.can_cast(
+                value.dtype, target.dtype, "same_kind"
+            ):
+                raise ValueError(
+                    f"Expected the buffer's {name!r} as {target.dtype} of shape {target.shape}. "
+                    f"Received: {value.dtype} of shape {value.shape}"
+                )
+        rng = generator_from_json(str(state["rng_state"]))
+        window_start, window_count = int(state["window_start"]), int(state["window_count"])
+        self.size, self.position = size, position
+        for name, value in values.items():
+            targets[name][...] = value
+        self._window_start, self._window_count = window_start, window_count
+        self._rng = rng
 
     def save(self, path: str) -> str:
-        """Writes contents, position, pending n-step window and RNG state to `path` (`.npz`).
+        """Writes contents, position, pending n-step window and RNG state to `path` (`.npz`),
+        atomically and with an integrity record (`dlkit.rl.saving.write_verified`).
 
         Returns the path written (`.npz` is appended when missing).
         """
-        path = npz_path(path)
         config = {"class": type(self).__name__, **self._config()}
-        np.savez(path, config=np.array(json.dumps(config)), **self.state())
-        return path
+        return write_verified(
+            npz_path(path), {"config": np.array(json.dumps(config)), **self.state()}
+        )
 
     @classmethod
     def load(cls, path: str):
-        """Rebuilds a buffer saved by `save`; sampling then continues exactly as it would have."""
-        with np.load(npz_path(path), allow_pickle=False) as state:
-            config = json.loads(str(state["config"]))
-            saved_class = config.pop("class")
-            if saved_class != cls.__name__:
-                raise ValueError(
-                    f"Expected a file saved by {cls.__name__}. Received: saved class={saved_class}"
-                )
-            buffer = cls(**config)
-            buffer.restore(state)
+        """Rebuilds a buffer saved by `save`; sampling then continues exactly as it would have.
+
+        The file is checked against its integrity record and read whole (no pickle); `restore`
+        then checks every array before it assigns any.
+        """
+        config, state = read_saved_object(path, cls)
+        buffer = cls(**config)
+        buffer.restore(state)
         return buffer
 
 
@@ -591,7 +637,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         }
 
     def restore(self, state) -> None:
+        nodes = np.asarray(state["tree_nodes"])
+        if nodes.shape != self.tree.nodes.shape or not np.all(np.isfinite(nodes)):
+            raise ValueError(
+                f"Expected finite priorities of shape {self.tree.nodes.shape}. "
+                f"Received: tree_nodes of shape {nodes.shape}"
+            )
         super().restore(state)
-        self.tree.nodes[...] = state["tree_nodes"]
+        self.tree.nodes[...] = nodes
         self.max_priority = float(state["max_priority"])
         self.num_samples = int(state["num_samples"])

@@ -34,7 +34,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dlkit.rl.saving import generator_from_json, generator_to_json, npz_path
+from dlkit.rl.saving import (
+    generator_from_json,
+    generator_to_json,
+    npz_path,
+    read_saved_object,
+    write_verified,
+)
 from dlkit.validation import check_int, check_number, check_unit_interval
 
 __all__ = ["SARSA", "QLearning", "evaluate"]
@@ -284,41 +290,48 @@ class _TabularAgent:
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, path: str) -> str:
-        """Writes the table, counters, returns and generator state to `path` (`.npz`).
+        """Writes the table, counters, returns and generator state to `path` (`.npz`),
+        atomically and with an integrity record, as an agent checkpoint
+        (`dlkit.rl.saving.write_verified`).
 
         Returns the path written (`.npz` is appended when missing).
         """
-        path = npz_path(path)
         config = {"class": type(self).__name__, **self._config()}
-        np.savez(
-            path,
-            config=np.array(json.dumps(config)),
-            rng_state=np.array(generator_to_json(self._rng)),
-            q_table=self.q_table,
-            num_timesteps=np.array(self.num_timesteps, np.int64),
-            num_episodes=np.array(self.num_episodes, np.int64),
-            episode_returns=np.array(self.episode_returns, np.float64),
-            episode_lengths=np.array(self.episode_lengths, np.int64),
+        return write_verified(
+            npz_path(path),
+            {
+                "config": np.array(json.dumps(config)),
+                "rng_state": np.array(generator_to_json(self._rng)),
+                "q_table": self.q_table,
+                "num_timesteps": np.array(self.num_timesteps, np.int64),
+                "num_episodes": np.array(self.num_episodes, np.int64),
+                "episode_returns": np.array(self.episode_returns, np.float64),
+                "episode_lengths": np.array(self.episode_lengths, np.int64),
+            },
         )
-        return path
 
     @classmethod
     def load(cls, path: str):
-        """Rebuilds an agent saved by `save`; learning then continues exactly as it would have."""
-        with np.load(npz_path(path), allow_pickle=False) as state:
-            config = json.loads(str(state["config"]))
-            saved_class = config.pop("class")
-            if saved_class != cls.__name__:
-                raise ValueError(
-                    f"Expected a file saved by {cls.__name__}. Received: saved class={saved_class}"
-                )
-            agent = cls(**config)
-            agent.q_table[...] = state["q_table"]
-            agent.num_timesteps = int(state["num_timesteps"])
-            agent.num_episodes = int(state["num_episodes"])
-            agent.episode_returns = [float(value) for value in state["episode_returns"]]
-            agent.episode_lengths = [int(value) for value in state["episode_lengths"]]
-            agent._rng = generator_from_json(str(state["rng_state"]))
+        """Rebuilds an agent saved by `save`; learning then continues exactly as it would have.
+
+        The file is checked against its integrity record and read whole (no pickle) before
+        the agent is built; a table of another shape or with NaN or infinite values is refused.
+        """
+        config, state = read_saved_object(path, cls)
+        agent = cls(**config)
+        table = state["q_table"]
+        if table.shape != agent.q_table.shape or not np.all(np.isfinite(table)):
+            raise ValueError(
+                f"Expected a finite Q-table of shape {agent.q_table.shape}. "
+                f"Received: path={str(path)!r} holding {table.dtype} of shape {table.shape}"
+            )
+        rng = generator_from_json(str(state["rng_state"]))
+        agent.q_table[...] = table
+        agent.num_timesteps = int(state["num_timesteps"])
+        agent.num_episodes = int(state["num_episodes"])
+        agent.episode_returns = [float(value) for value in state["episode_returns"]]
+        agent.episode_lengths = [int(value) for value in state["episode_lengths"]]
+        agent._rng = rng
         return agent
 
 

@@ -101,6 +101,65 @@ class OptimizerGroup(keras.optimizers.Optimizer):
         return cls(optimizers, name=config.get("name"))
 
 
+class UpdateLoss(keras.metrics.Mean):
+    """The mean of an update's loss since the last reset, which also keeps the first of its
+    calls whose loss was NaN or infinite (``first_nonfinite``, -1 for none): recorded inside
+    the compiled step, read once per epoch by ``NonFiniteLossCheck``."""
+
+    def __init__(self, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.first_nonfinite = self.add_variable(
+            shape=(), initializer=keras.initializers.Constant(-1.0), name="first_nonfinite"
+        )
+
+    def update_state(self, values, sample_weight=None):
+        finite = keras.ops.all(keras.ops.isfinite(values))
+        first = self.first_nonfinite.value
+        calls = keras.ops.cast(self.count.value, first.dtype)
+        recorded = keras.ops.logical_or(first >= 0, finite)
+        self.first_nonfinite.assign(keras.ops.where(recorded, first, calls))
+        return super().update_state(values, sample_weight=sample_weight)
+
+    def reset_state(self):
+        super().reset_state()
+        self.first_nonfinite.assign(-1.0)
+
+
+class NonFiniteLossCheck(keras.callbacks.Callback):
+    """Stops ``fit`` of an ``AlternatingModel`` with a ``FloatingPointError`` when an update's
+    loss became NaN or infinite during the epoch, naming the update and the step.
+
+    It reads each ``UpdateLoss``'s record once per epoch, before validation resets it (or at
+    the epoch's end without validation), and runs before the other callbacks, so a
+    ``BackupAndRestore`` or checkpoint callback never saves the broken weights.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._checked = epoch, False
+
+    def on_test_begin(self, logs=None):
+        if getattr(self, "_checked", True) is False:
+            self._check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._checked:
+            self._check()
+
+    def _check(self):
+        self._checked = True
+        for update in self.model._checked_updates():
+            tracker = self.model._update_loss_trackers[update.name]
+            first = float(keras.ops.convert_to_numpy(tracker.first_nonfinite))
+            if first >= 0:
+                step = int(first) // update.repetitions + 1
+                raise FloatingPointError(
+                    f"The loss of update {update.name!r} became NaN or infinite at step {step} "
+                    f"of epoch {self._epoch + 1}; training stopped at the end of that epoch, "
+                    "before its callbacks saved anything. Lower the learning rate, clip the "
+                    "gradients or check the data."
+                )
+
+
 class AlternatingModel(FusedFit, keras.Model):
     """Base class of models trained by alternating updates with one optimizer each.
 
@@ -219,9 +278,7 @@ class AlternatingModel(FusedFit, keras.Model):
             self._keras_loss_tracker_id = id(keras_loss[0]) if keras_loss else None
         trackers = getattr(self, "_update_loss_trackers", None)
         if trackers is None or list(trackers) != names:  # keep them on a second compile
-            self._update_loss_trackers = {
-                name: keras.metrics.Mean(name=f"{name}_loss") for name in names
-            }
+            self._update_loss_trackers = {name: UpdateLoss(name=f"{name}_loss") for name in names}
         for update in updates:
             optimizers[update.name].build(list(update.variables))
         group.build(self.trainable_variables)
@@ -332,6 +389,10 @@ class AlternatingModel(FusedFit, keras.Model):
             key = f"{self._SEED_KEY}{index}"
             if key in keys:
                 state.assign(store[key])
+
+    def _training_callbacks(self) -> list:
+        """``NonFiniteLossCheck``, run before the user's callbacks."""
+        return [NonFiniteLossCheck()]
 
     def _streaming_fit(self, arguments: dict):
         """Keras's ``fit``, its arguments first handed to the backend module's

@@ -497,6 +497,8 @@ class FusedFit:
             validation_batch_size=validation_batch_size,
             validation_freq=validation_freq,
         )
+        if isinstance(callbacks, (list, tuple)) or callbacks is None:
+            arguments["callbacks"] = [*self._training_callbacks(), *(callbacks or [])]
         return run_fused_fit(
             self,
             arguments,
@@ -504,6 +506,10 @@ class FusedFit:
             device_data_limit=device_data_limit,
             streaming_fit=self._streaming_fit,
         )
+
+    def _training_callbacks(self) -> list:
+        """Callbacks of the model's own that run before the user's in every ``fit``."""
+        return []
 
     def _streaming_fit(self, arguments: dict):
         """Keras's ``fit`` (subclasses may first adjust its arguments)."""

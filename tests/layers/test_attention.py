@@ -326,3 +326,12 @@ def test_multi_head_attention_bad_shapes():
         layer(np.ones((2, 3, 6)), np.ones((2, 5, 6)), np.ones((2, 4, 6)))
     with pytest.raises(ValueError, match=r"query.shape=\(2, 6\)"):
         MultiHeadAttention(num_heads=2, key_dim=3)(np.ones((2, 6)), np.ones((2, 5, 6)))
+
+
+def test_inputs_of_different_batch_sizes_name_both_shapes():
+    layer = MultiHeadAttention(num_heads=2, key_dim=4)
+    pattern = r"same batch size\. Received: query\.shape=\(2, 3, 8\), value\.shape=\(3, 5, 8\)"
+    with pytest.raises(ValueError, match=pattern):
+        layer(np.ones((2, 3, 8), "float32"), np.ones((3, 5, 8), "float32"))
+    with pytest.raises(ValueError, match=r"query\.shape=\(2, 3, 4\), key\.shape=\(4, 5, 4\)"):
+        attention(np.ones((2, 3, 4)), np.ones((4, 5, 4)), np.ones((4, 5, 6)))

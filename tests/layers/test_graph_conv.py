@@ -222,3 +222,10 @@ def test_cheb_conv_passes_the_layer_checks():
         expected_output=expected,
         **GRAPH_LAYER_CHECKS,
     )
+
+
+def test_batched_adjacency_and_features_of_different_batch_sizes_name_both_shapes():
+    layer = GraphConv(4)
+    pattern = r"batch size\. Received: adjacency\.shape=\(3, 5, 5\), features\.shape=\(2, 5, 6\)"
+    with pytest.raises(ValueError, match=pattern):
+        layer(np.ones((2, 5, 6), "float32"), adjacency=np.ones((3, 5, 5), "float32"))

@@ -253,3 +253,17 @@ def test_cvae_rejects_bad_labels():
         model((np.zeros((3, 8, 8, 1), "float32"), np.zeros((3, 7), "float32")))
     with pytest.raises(ValueError, match="Received: num_classes=0"):
         ConditionalVAE(build_digits_cvae_encoder(2), build_digits_cvae_decoder(2), num_classes=0)
+
+
+def test_bernoulli_vae_refuses_pixels_outside_zero_one(train_digits):
+    images = np.asarray(train_digits[0] if isinstance(train_digits, tuple) else train_digits)
+    model = VAE(build_digits_vae_encoder(2), build_digits_vae_decoder(2), seed=0)
+    model.compile(optimizer="adam")
+    pattern = r"images in \[0, 1\].*Received: x with values in \[0, 255\]"
+    with pytest.raises(ValueError, match=pattern):
+        model.fit(np.round(images * 255), epochs=1, verbose=0)
+    gaussian = VAE(
+        build_digits_vae_encoder(2), build_digits_vae_decoder(2), seed=0, reconstruction="gaussian"
+    )
+    gaussian.compile(optimizer="adam")
+    gaussian.fit(images[:64] * 255, epochs=1, verbose=0)  # any range for a Gaussian likelihood

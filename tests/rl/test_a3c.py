@@ -134,8 +134,8 @@ def test_a_failing_worker_stops_the_run_and_leaves_the_last_checkpoint(tmp_path,
     saved = []
     save = A3C.save_checkpoint
 
-    def recording_save(self, path):
-        result = save(self, path)
+    def recording_save(self, path, keep_previous=False):
+        result = save(self, path, keep_previous)
         saved.append((self.num_timesteps, (tmp_path / "checkpoint.npz").read_bytes()))
         return result
 

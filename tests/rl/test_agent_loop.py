@@ -683,7 +683,13 @@ def test_environment_error_names_the_copy_and_keeps_the_checkpoint(tmp_path):
         )
     assert str(raised.value.__cause__) == "boom"
     assert path.read_bytes() == watch.content
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
+    # The last two checkpoints, each with its integrity record; no partial file left.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.json",
+        "checkpoint.npz",
+        "checkpoint.previous.json",
+        "checkpoint.previous.npz",
+    ]
     with np.load(path) as saved:
         assert json.loads(str(saved["counters"]))["num_timesteps"] == 50
 

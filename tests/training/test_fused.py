@@ -13,7 +13,7 @@ from dlkit.models import (
     build_digits_vae_decoder,
     build_digits_vae_encoder,
 )
-from dlkit.training import fused_fit
+from dlkit.training import AlternatingModel, Update, fused_fit
 from dlkit.training.fused import FusedRunner
 from tests.training.toy_models import ToyGAN
 
@@ -202,3 +202,60 @@ def test_compile_rejects_steps_per_execution_that_is_not_a_positive_integer(valu
             },
             steps_per_execution=value,
         )
+
+
+class _Pair(AlternatingModel):
+    """Two scalars pulled towards the data, one per update: the losses see the data directly
+    (no ReLU, which some CPU kernels turn from NaN to 0)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.a = keras.Variable(1.0)
+        self.b = keras.Variable(1.0)
+
+    def updates(self):
+        return [
+            Update("first", [self.a], lambda x: keras.ops.mean((self.a - x) ** 2)),
+            Update("second", [self.b], lambda x: keras.ops.mean((self.b + x) ** 2), 2),
+        ]
+
+
+@pytest.mark.parametrize("fused_steps", [None, 4])
+def test_a_non_finite_loss_stops_fit_naming_the_update_and_step(fused_steps, tmp_path):
+    def pair():
+        model = _Pair()
+        model.compile(
+            optimizers={"first": keras.optimizers.SGD(0.1), "second": keras.optimizers.SGD(0.1)}
+        )
+        return model
+
+    data = np.full((100, 1), 3.0, "float32")
+    data[53] = np.nan  # in the sixth batch of 10, unshuffled
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    pattern = r"update 'first' became NaN or infinite at step 6 of epoch 1"
+    with pytest.raises(FloatingPointError, match=pattern):
+        pair().fit(
+            data,
+            batch_size=10,
+            epochs=2,
+            shuffle=False,
+            fused_steps=fused_steps,
+            callbacks=[backup],
+            verbose=0,
+        )
+    assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())
+    # A finite run is not stopped, with or without validation; the second update's two
+    # repetitions per step count as one step.
+    history = pair().fit(
+        np.full((100, 1), 3.0, "float32"),
+        batch_size=10,
+        epochs=2,
+        validation_split=0.2,
+        fused_steps=fused_steps,
+        verbose=0,
+    )
+    assert len(history.history["val_second_loss"]) == 2
+    data[53] = 3.0
+    data[97] = np.inf
+    with pytest.raises(FloatingPointError, match=r"update 'first' became .* at step 10 of"):
+        pair().fit(data, batch_size=10, shuffle=False, fused_steps=fused_steps, verbose=0)
